@@ -1,0 +1,21 @@
+// The narrow port the driver depends on: exactly the methods it uses on the automation API's `Stack`.
+// The real implementation is `LocalWorkspace.createOrSelectStack(...)`; the local cloud's engine is the other.
+import type { ConfigMap, OutputMap, Stack, UpOptions, UpResult, UpdateSummary } from "@pulumi/pulumi/automation";
+
+export interface DeploymentStack {
+  readonly name: string;
+  getAllConfig(): Promise<ConfigMap>;
+  setAllConfig(config: ConfigMap, path?: boolean): Promise<void>;
+  removeConfig(key: string, path?: boolean): Promise<void>;
+  /** Sets the stack's config to the one used by its last update (`pulumi config refresh`). */
+  refreshConfig(): Promise<ConfigMap>;
+  up(opts?: UpOptions): Promise<UpResult>;
+  history(pageSize?: number, page?: number, showSecrets?: boolean): Promise<UpdateSummary[]>;
+  outputs(): Promise<OutputMap>;
+}
+
+// Compile-time proof that the real automation-API Stack satisfies the port.
+type Satisfies<T extends DeploymentStack> = T;
+export type RealStackIsADeploymentStack = Satisfies<Stack>;
+
+export type { ConfigMap, OutputMap, UpOptions, UpResult, UpdateSummary };

@@ -1,0 +1,223 @@
+// The stack config: one schema, used by the Pulumi program (before any resource is declared) and by the
+// driver (before it changes anything). A bad value fails with the key, the value and what is allowed.
+import { z } from "zod";
+
+export const CONFIG_NAMESPACE = "picasso-widget";
+export const SLOTS = ["blue", "green"] as const;
+export type Slot = (typeof SLOTS)[number];
+export const ENVIRONMENTS = ["dev", "staging", "production", "local"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+export function otherSlot(slot: Slot): Slot {
+  return slot === "blue" ? "green" : "blue";
+}
+
+// Release ids become S3 key prefixes and URI segments: no "/", no "..", and short enough that the
+// routing record stays far below the 1,024-character KeyValueStore value limit.
+// https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-keyvaluestores
+export const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const RELEASE_RULE = "1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit, without '..'";
+
+export function releaseIdProblem(id: string): string | undefined {
+  return RELEASE_ID.test(id) && !id.includes("..") ? undefined : RELEASE_RULE;
+}
+
+const releaseId = z.string({ error: RELEASE_RULE }).refine((id) => releaseIdProblem(id) === undefined, { error: RELEASE_RULE });
+const percent = z
+  .number({ error: "an integer from 0 to 100" })
+  .int({ error: "an integer from 0 to 100" })
+  .min(0, { error: "an integer from 0 to 100" })
+  .max(100, { error: "an integer from 0 to 100" });
+const fraction = z.number({ error: "a number from 0 to 1" }).min(0, { error: "a number from 0 to 1" }).max(1, { error: "a number from 0 to 1" });
+const ratio = z.number({ error: "a number from 1 to 10" }).min(1, { error: "a number from 1 to 10" }).max(10, { error: "a number from 1 to 10" });
+const urlPath = z.string({ error: "a path starting with '/'" }).regex(/^\/[^\s]*$/, { error: "a path starting with '/'" });
+
+const slotState = z.strictObject({ release: releaseId.optional() }, { error: "an object { release?: <release id> }" });
+
+export const rolloutSchema = z.strictObject(
+  {
+    /** Green-side (new slot) weights in percent; strictly increasing and ending at 100. */
+    steps: z
+      .array(z.number({ error: "each step an integer from 1 to 100" }).int({ error: "each step an integer from 1 to 100" }).min(1, { error: "each step an integer from 1 to 100" }).max(100, { error: "each step an integer from 1 to 100" }), { error: "a list of integers from 1 to 100" })
+      .min(1, { error: "at least one step" })
+      .refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), { error: "steps strictly increasing" })
+      .refine((s) => s[s.length - 1] === 100, { error: "the last step must be 100" })
+      .default([10, 25, 50, 75, 100]),
+    /** Seconds to probe at each step before judging. @default 60 */
+    bakeSeconds: z.number({ error: "a number of seconds from 0 to 3600" }).min(0, { error: "a number of seconds from 0 to 3600" }).max(3600, { error: "a number of seconds from 0 to 3600" }).default(60),
+    /** Probe requests per slot per step (spread over the bake). @default 200 */
+    probesPerStep: z.number({ error: "an integer from 1 to 100000" }).int({ error: "an integer from 1 to 100000" }).min(1, { error: "an integer from 1 to 100000" }).max(100_000, { error: "an integer from 1 to 100000" }).default(200),
+    /** Fewer samples than this for a slot makes the step inconclusive. @default 20 */
+    minSamples: z.number({ error: "an integer from 1 to 100000" }).int({ error: "an integer from 1 to 100000" }).min(1, { error: "an integer from 1 to 100000" }).max(100_000, { error: "an integer from 1 to 100000" }).default(20),
+    /** Absolute error-rate limit for the new slot. @default 0.05 */
+    maxErrorRate: fraction.default(0.05),
+    /** New slot's error rate may be at most this times the stable slot's. @default 2 */
+    maxErrorRatio: ratio.default(2),
+    /** New slot's p95 latency may be at most this times the stable slot's. @default 1.5 */
+    maxP95Ratio: ratio.default(1.5),
+    /** What an inconclusive step counts as. @default "fail" */
+    inconclusive: z.enum(["fail", "pass"], { error: "'fail' or 'pass'" }).default("fail"),
+  },
+  { error: "an object with steps, bakeSeconds, probesPerStep, minSamples, maxErrorRate, maxErrorRatio, maxP95Ratio, inconclusive" },
+);
+
+const smokeCheck = z.strictObject(
+  {
+    path: urlPath,
+    status: z.number({ error: "an HTTP status from 100 to 599" }).int({ error: "an HTTP status from 100 to 599" }).min(100, { error: "an HTTP status from 100 to 599" }).max(599, { error: "an HTTP status from 100 to 599" }).default(200),
+    contains: z.string().optional(),
+  },
+  { error: "an object { path, status?, contains? }" },
+);
+
+export const verificationSchema = z.strictObject(
+  {
+    healthPath: urlPath.default("/version.json"),
+    smoke: z.array(smokeCheck, { error: "a list of { path, status?, contains? }" }).default([{ path: "/", status: 200 }]),
+    /** Check HSTS/nosniff/frame-options/referrer-policy on every probe. @default true */
+    securityHeaders: z.boolean({ error: "true or false" }).default(true),
+  },
+  { error: "an object with healthPath, smoke, securityHeaders" },
+);
+
+const githubLogin = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, { error: "GitHub logins" });
+export const approvalsSchema = z
+  .strictObject(
+    {
+      /** Roles whose approval a promotion into this stack requires. */
+      required: z.array(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, { error: "role names of a-z 0-9 -" }), { error: "a list of role names" }).default([]),
+      /** Who holds each role (GitHub logins). */
+      holders: z.record(z.string(), z.array(githubLogin, { error: "a list of GitHub logins" }), { error: "a map of role to GitHub logins" }).default({}),
+    },
+    { error: "an object { required: [role], holders: { role: [login] } }" },
+  )
+  .refine((a) => a.required.every((role) => (a.holders[role] ?? []).length > 0), { error: "every required role must have at least one holder" });
+
+export const stackConfigSchema = z
+  .strictObject({
+    environment: z.enum(ENVIRONMENTS, { error: `one of ${ENVIRONMENTS.join(", ")}` }),
+    slots: z.strictObject({ blue: slotState, green: slotState }, { error: "an object { blue: { release }, green: { release } }" }),
+    stable: z.enum(SLOTS, { error: "'blue' or 'green'" }),
+    weights: z
+      .strictObject({ blue: percent, green: percent }, { error: "an object { blue, green } of integers summing to 100" })
+      .refine((w) => w.blue + w.green === 100, { error: "integers summing to 100" }),
+    /** The routing revision; only the driver raises it (a lower one means a stale stack file). */
+    revision: z.number({ error: "a non-negative integer" }).int({ error: "a non-negative integer" }).min(0, { error: "a non-negative integer" }).default(0),
+    rollout: rolloutSchema.default(rolloutSchema.parse({})),
+    verification: verificationSchema.default(verificationSchema.parse({})),
+    approvals: approvalsSchema.default({ required: [], holders: {} }),
+    domain: z.string().regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, { error: "a lower-case DNS name such as widget.example.com" }).optional(),
+    // CloudFront only accepts ACM certificates from us-east-1.
+    // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-requirements.html
+    certificateArn: z.string().regex(/^arn:aws:acm:us-east-1:\d{12}:certificate\/[0-9a-f-]{36}$/, { error: "an ACM certificate ARN in us-east-1" }).optional(),
+    /** Releases kept per slot bucket (those still referenced are always kept). @default 5 */
+    retention: z.number({ error: "an integer from 2 to 100" }).int({ error: "an integer from 2 to 100" }).min(2, { error: "an integer from 2 to 100" }).max(100, { error: "an integer from 2 to 100" }).default(5),
+    /** Slack-compatible webhooks notified on completion, revert and rollback. */
+    webhooks: z.array(z.string().regex(/^https?:\/\/\S+$/, { error: "http(s) URLs" }), { error: "a list of http(s) URLs" }).default([]),
+  }, { error: "an object" })
+  .superRefine((c, ctx) => {
+    // A fresh stack's stable slot may have no release yet (it answers 503); traffic never shifts to an empty slot.
+    const idle = otherSlot(c.stable);
+    if (c.weights[idle] > 0 && !c.slots[idle].release) {
+      ctx.addIssue({ code: "custom", path: ["weights", idle], message: `0 while slots.${idle} has no release` });
+    }
+    if ((c.domain === undefined) !== (c.certificateArn === undefined)) {
+      ctx.addIssue({ code: "custom", path: [c.domain === undefined ? "domain" : "certificateArn"], message: "set together with " + (c.domain === undefined ? "certificateArn" : "domain") });
+    }
+  });
+
+export type StackConfig = z.infer<typeof stackConfigSchema>;
+export type RolloutConfig = StackConfig["rollout"];
+export type VerificationConfig = StackConfig["verification"];
+
+/** The config keys the schema reads, in the `picasso-widget` namespace (previewToken is read apart: it is a secret). */
+export const CONFIG_KEYS = Object.keys(stackConfigSchema.shape ?? {}) as (keyof StackConfig)[];
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = raw;
+  for (const p of path) v = v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
+}
+
+function show(v: unknown): string {
+  return v === undefined ? "(missing)" : JSON.stringify(v);
+}
+
+/**
+ * Validates raw config values (already JSON-decoded) for the stack `stackName`.
+ * Throws a ConfigError naming the first bad key, its value and what is allowed.
+ */
+export function parseStackConfig(raw: Record<string, unknown>, stackName: string, opts: { hasPreviewToken: boolean }): StackConfig {
+  const result = stackConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const path = issue.path.map(String);
+    let shown = issue.path;
+    // Unknown keys are reported on the key itself, not on its parent object.
+    if (issue.code === "unrecognized_keys") {
+      path.push(issue.keys[0]);
+      shown = [...issue.path, issue.keys[0]];
+    }
+    const key = `${CONFIG_NAMESPACE}:${path.join(".") || "(root)"}`;
+    const allowed =
+      issue.code !== "unrecognized_keys" ? issue.message : issue.path.length === 0 ? `a known key (${CONFIG_KEYS.join(", ")}, previewToken)` : "no such key here";
+    throw new ConfigError(`stack ${stackName}: ${key} = ${show(valueAt(raw, shown))}: expected ${allowed}`);
+  }
+  const config = result.data;
+  const envOfStack = stackName.split("/").pop() ?? stackName;
+  // A stack's environment is its name, or the prefix of "<environment>-<suffix>" (local stand-ins such as local-staging).
+  if (envOfStack !== config.environment && !envOfStack.startsWith(`${config.environment}-`) && !(config.environment === "local" && envOfStack.startsWith("local"))) {
+    throw new ConfigError(`stack ${stackName}: ${CONFIG_NAMESPACE}:environment = ${show(config.environment)}: expected the stack's environment (${envOfStack})`);
+  }
+  if (config.environment !== "local" && !opts.hasPreviewToken) {
+    throw new ConfigError(
+      `stack ${stackName}: ${CONFIG_NAMESPACE}:previewToken = (missing): expected a secret of at least 16 characters (pulumi config set --secret previewToken <token> --stack ${stackName})`,
+    );
+  }
+  return config;
+}
+
+/** Minimum preview-token length: it guards an unlisted route to an unreleased slot. */
+export const MIN_PREVIEW_TOKEN_LENGTH = 16;
+
+export function checkPreviewToken(token: string | undefined, stackName: string): void {
+  if (token !== undefined && token.length < MIN_PREVIEW_TOKEN_LENGTH) {
+    // Never echo a secret: say only how long it is.
+    throw new ConfigError(`stack ${stackName}: ${CONFIG_NAMESPACE}:previewToken = (secret, ${token.length} characters): expected a secret of at least ${MIN_PREVIEW_TOKEN_LENGTH} characters`);
+  }
+}
+
+/**
+ * Decodes a Pulumi ConfigMap (automation API `getAllConfig()` shape: values are strings, objects as JSON)
+ * into the raw object the schema reads. Keys outside the namespace are ignored.
+ */
+export function rawFromConfigMap(map: Record<string, { value: string; secret?: boolean }>): { raw: Record<string, unknown>; previewToken?: string } {
+  const raw: Record<string, unknown> = {};
+  let previewToken: string | undefined;
+  for (const [fullKey, { value }] of Object.entries(map)) {
+    const [ns, key] = fullKey.split(":", 2);
+    if (ns !== CONFIG_NAMESPACE || key === undefined) continue;
+    if (key === "previewToken") {
+      previewToken = value;
+      continue;
+    }
+    raw[key] = decodeConfigValue(value);
+  }
+  return { raw, previewToken };
+}
+
+/** Pulumi config values are strings; objects, arrays, numbers and booleans arrive JSON-encoded. */
+export function decodeConfigValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
