@@ -1,0 +1,40 @@
+// The `bluegreen` CLI. The yargs layer only parses and maps argv to typed options; this one top-level
+// wrapper prints a failure as one line on stderr and sets the exit code.
+import yargs, { type CommandModule } from "yargs";
+import { hideBin } from "yargs/helpers";
+import { ConfigError } from "../infra/config";
+import { EXIT, exitCodeOf } from "./errors";
+
+// Each concern registers its commands here (one module per concern).
+const commands: CommandModule[] = [];
+
+export async function main(argv: string[]): Promise<number> {
+  const parser = yargs(argv)
+    .scriptName("bluegreen")
+    .strict()
+    .demandCommand(1, "name a command")
+    .recommendCommands()
+    .help()
+    .version(false)
+    .fail((msg, err) => {
+      throw err ?? new CliUsage(msg);
+    });
+  for (const command of commands) parser.command(command);
+  try {
+    await parser.parseAsync();
+    return EXIT.ok;
+  } catch (err) {
+    const code = err instanceof CliUsage || err instanceof ConfigError ? EXIT.badInput : exitCodeOf(err);
+    process.stderr.write(`bluegreen: ${err instanceof Error ? err.message : String(err)}\n`);
+    return code;
+  }
+}
+
+class CliUsage extends Error {}
+
+/** Entry point of bin/bluegreen.js. */
+export function run(): void {
+  void main(hideBin(process.argv)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,38 @@
+// Loads the CloudFront Function sources from infra/router/*.js: the exact bytes the program deploys are
+// the bytes the tests and the local edge execute.
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import type { Slot } from "./config";
+
+export const ROUTER_DIR = path.join(__dirname, "router");
+export const VIEWER_REQUEST_FILE = path.join(ROUTER_DIR, "viewer-request.js");
+export const VIEWER_RESPONSE_FILE = path.join(ROUTER_DIR, "viewer-response.js");
+
+/** CloudFront Functions code is limited to 10 KB.
+ * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-functions */
+export const MAX_FUNCTION_CODE_BYTES = 10 * 1024;
+
+// The viewer-request source carries one line `const FALLBACK = {...}; // @fallback`: the slot and
+// release served when the KeyValueStore read fails. The program bakes the stable slot into it.
+const FALLBACK_LINE = /^const FALLBACK = .*; \/\/ @fallback$/m;
+
+export interface Fallback {
+  slot: Slot;
+  release: string;
+}
+
+export function viewerRequestCode(fallback: Fallback): string {
+  const source = readFileSync(VIEWER_REQUEST_FILE, "utf8");
+  if (!FALLBACK_LINE.test(source)) throw new Error(`${VIEWER_REQUEST_FILE} lacks the "const FALLBACK = ...; // @fallback" line`);
+  return checkSize(VIEWER_REQUEST_FILE, source.replace(FALLBACK_LINE, `const FALLBACK = ${JSON.stringify(fallback)}; // @fallback`));
+}
+
+export function viewerResponseCode(): string {
+  return checkSize(VIEWER_RESPONSE_FILE, readFileSync(VIEWER_RESPONSE_FILE, "utf8"));
+}
+
+function checkSize(file: string, code: string): string {
+  const bytes = Buffer.byteLength(code, "utf8");
+  if (bytes > MAX_FUNCTION_CODE_BYTES) throw new Error(`${file} is ${bytes} bytes; CloudFront Functions are limited to ${MAX_FUNCTION_CODE_BYTES}`);
+  return code;
+}
