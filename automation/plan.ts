@@ -1,0 +1,56 @@
+// The rollout plan is data: which slot gets the release, the weight at each step, and the config each step applies.
+// The weight at any point is a pure function of (plan, step index, aborted), as in Argo Rollouts.
+import { otherSlot, type Slot, type StackConfig } from "../infra/config";
+
+export interface TrafficPlan {
+  release: string;
+  stable: Slot;
+  /** The slot receiving the release (the idle one). */
+  candidate: Slot;
+  /** Percent of traffic on the candidate at each step; strictly increasing, ends at 100. */
+  steps: number[];
+  bakeMs: number;
+  /** Revision of the first config the rollout writes; each later write raises it by one. */
+  firstRevision: number;
+}
+
+export function planRollout(config: StackConfig, opts: { release: string; steps?: number[]; bakeMs?: number; nextRevision: number }): TrafficPlan {
+  return {
+    release: opts.release,
+    stable: config.stable,
+    candidate: otherSlot(config.stable),
+    steps: opts.steps ?? config.rollout.steps,
+    bakeMs: opts.bakeMs ?? config.rollout.bakeSeconds * 1000,
+    firstRevision: opts.nextRevision,
+  };
+}
+
+/** Candidate weight after step `index` (-1: before any step); an aborted rollout is back at 0. */
+export function candidateWeight(plan: TrafficPlan, index: number, aborted: boolean): number {
+  return aborted || index < 0 ? 0 : plan.steps[Math.min(index, plan.steps.length - 1)];
+}
+
+export function weightsFor(plan: TrafficPlan, candidatePercent: number): Record<Slot, number> {
+  return { [plan.candidate]: candidatePercent, [plan.stable]: 100 - candidatePercent } as Record<Slot, number>;
+}
+
+/** Stage the release on the candidate slot: no viewer traffic yet. */
+export function stageConfig(base: StackConfig, plan: TrafficPlan): StackConfig {
+  return {
+    ...base,
+    slots: { ...base.slots, [plan.candidate]: { release: plan.release } },
+    weights: weightsFor(plan, 0),
+    revision: plan.firstRevision,
+  };
+}
+
+/** The config for step `index`. At 100 percent the candidate becomes the stable slot in the same update. */
+export function stepConfig(staged: StackConfig, plan: TrafficPlan, index: number): StackConfig {
+  const weight = candidateWeight(plan, index, false);
+  return {
+    ...staged,
+    weights: weightsFor(plan, weight),
+    stable: weight === 100 ? plan.candidate : plan.stable,
+    revision: plan.firstRevision + index + 1,
+  };
+}

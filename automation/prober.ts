@@ -1,0 +1,109 @@
+// HTTP probes over real sockets: through the edge as a fresh viewer, or through the preview route to one slot.
+import * as http from "node:http";
+import * as https from "node:https";
+import { randomUUID } from "node:crypto";
+import type { Slot } from "../infra/config";
+import type { Sample } from "./analysis";
+
+/** Where viewers reach the distribution. `host` overrides the Host header (the local edge serves stacks by host). */
+export interface EdgeTarget {
+  url: string;
+  host?: string;
+}
+
+export interface ProbeRequest {
+  path: string;
+  /** Send the preview header to reach this slot regardless of weights. */
+  preview?: { token: string; slot: Slot };
+  /** A returning viewer's cookie header; fresh viewers send none. */
+  cookie?: string;
+}
+
+export interface ProbeResponse extends Sample {
+  body: Buffer;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** Headers the response-headers policy must add to every response. */
+export const SECURITY_HEADERS = ["strict-transport-security", "x-content-type-options", "x-frame-options", "referrer-policy"] as const;
+const PREVIEW_HEADER = "x-bluegreen-preview";
+const TIMEOUT_MS = 10_000;
+
+export interface Prober {
+  probe(request: ProbeRequest): Promise<ProbeResponse>;
+  close(): void;
+}
+
+export class HttpProber implements Prober {
+  private readonly base: URL;
+  private readonly agent: http.Agent;
+
+  constructor(private readonly target: EdgeTarget, concurrency = 16) {
+    this.base = new URL(target.url);
+    const Agent = this.base.protocol === "https:" ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  }
+
+  probe(request: ProbeRequest): Promise<ProbeResponse> {
+    const url = new URL(request.path, this.base);
+    const headers: Record<string, string> = { "cache-control": "no-cache", "x-bluegreen-probe": randomUUID() };
+    if (this.target.host) headers.host = this.target.host;
+    if (request.cookie) headers.cookie = request.cookie;
+    if (request.preview) headers[PREVIEW_HEADER] = `${request.preview.token}:${request.preview.slot}`;
+    const get = url.protocol === "https:" ? https.get : http.get;
+    const started = process.hrtime.bigint();
+    return new Promise((resolve) => {
+      const req = get(url, { headers, agent: this.agent, timeout: TIMEOUT_MS }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve(this.sample(request, res.statusCode ?? 0, res.headers, Buffer.concat(chunks), started)));
+        res.on("error", () => resolve(this.sample(request, 0, {}, Buffer.alloc(0), started)));
+      });
+      req.on("timeout", () => req.destroy(new Error("probe timed out")));
+      // A refused or reset connection is an error sample (status 0), never an exception: the analysis counts it.
+      req.on("error", () => resolve(this.sample(request, 0, {}, Buffer.alloc(0), started)));
+    });
+  }
+
+  private sample(request: ProbeRequest, status: number, headers: http.IncomingHttpHeaders, body: Buffer, started: bigint): ProbeResponse {
+    const slot = headers["x-bluegreen-slot"];
+    const release = headers["x-bluegreen-release"];
+    return {
+      status,
+      latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
+      slot: slot === "blue" || slot === "green" ? slot : undefined,
+      release: typeof release === "string" ? release : undefined,
+      preview: request.preview !== undefined,
+      missingHeaders: status === 0 ? [] : SECURITY_HEADERS.filter((h) => headers[h] === undefined),
+      body,
+      headers,
+    };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** Runs `count` probes with at most `concurrency` in flight, spread evenly over `spreadMs`. */
+export async function probeMany(
+  prober: Prober,
+  requests: readonly ProbeRequest[],
+  opts: { concurrency: number; spreadMs: number; sleep: (ms: number) => Promise<void>; aborted?: () => boolean },
+): Promise<ProbeResponse[]> {
+  const results: ProbeResponse[] = new Array(requests.length);
+  const gap = requests.length > 0 ? opts.spreadMs / requests.length : 0;
+  let next = 0;
+  const started = Date.now();
+  const worker = async () => {
+    while (next < requests.length && !opts.aborted?.()) {
+      const i = next++;
+      const due = started + i * gap;
+      const wait = due - Date.now();
+      if (wait > 0) await opts.sleep(wait);
+      results[i] = await prober.probe(requests[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  return results.filter((r) => r !== undefined);
+}

@@ -1,0 +1,187 @@
+// Releases: an artifact folder uploaded under an immutable `<slot>/<release>/` prefix of the slot's bucket, with a
+// manifest of each file's SHA-256. The same code runs against AWS S3 and the local cloud's s3rver.
+import { createHash } from "node:crypto";
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import type { Slot } from "../infra/config";
+import { UsageError } from "./errors";
+
+export interface ManifestEntry {
+  sha256: string;
+  size: number;
+  contentType: string;
+  cacheControl: string;
+}
+
+export interface Manifest {
+  release: string;
+  files: Record<string, ManifestEntry>;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".webp": "image/webp",
+  ".ico": "image/x-icon",
+  ".woff2": "font/woff2",
+  ".txt": "text/plain; charset=utf-8",
+  ".map": "application/json",
+};
+
+/** A name like `widget.3f9a1c2e.js` carries its content hash: it can be cached forever. */
+const FINGERPRINTED = /\.[0-9a-f]{8,}\.[a-z0-9]+$/i;
+
+export function cacheControlFor(file: string): string {
+  // Entry points must revalidate so a shift in weights is seen at once; fingerprinted assets never change.
+  // https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/Cache-Control#caching_static_assets
+  if (file.endsWith(".html") || path.basename(file) === "version.json") return "public, max-age=0, must-revalidate";
+  if (FINGERPRINTED.test(file)) return "public, max-age=31536000, immutable";
+  return "public, max-age=300";
+}
+
+export function releasePrefix(slot: Slot, release: string): string {
+  return `${slot}/${release}/`;
+}
+
+/** Manifests live outside the served `<slot>/` prefixes: the router never rewrites a viewer's URI to them. */
+export function manifestKey(release: string): string {
+  return `_manifests/${release}.json`;
+}
+
+async function listFiles(root: string, dir = root): Promise<string[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  const files: string[] = [];
+  for (const e of entries) {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) files.push(...(await listFiles(root, full)));
+    else if (e.isFile()) files.push(path.relative(root, full).split(path.sep).join("/"));
+  }
+  return files.sort();
+}
+
+/** Reads and checks an artifact folder; bad input is a UsageError naming the field. */
+export async function buildManifest(artifactDir: string, release: string): Promise<{ manifest: Manifest; bodies: Map<string, Buffer> }> {
+  const stat = await fs.stat(artifactDir).catch(() => undefined);
+  if (!stat?.isDirectory()) throw new UsageError(`--artifact = ${JSON.stringify(artifactDir)}: expected an existing folder`);
+  const files = await listFiles(artifactDir);
+  if (!files.includes("index.html")) throw new UsageError(`--artifact = ${JSON.stringify(artifactDir)}: expected a folder with index.html at its top`);
+  const bodies = new Map<string, Buffer>();
+  const manifest: Manifest = { release, files: {} };
+  for (const file of files) {
+    const body = await fs.readFile(path.join(artifactDir, file));
+    bodies.set(file, body);
+    manifest.files[file] = {
+      sha256: createHash("sha256").update(body).digest("hex"),
+      size: body.length,
+      contentType: CONTENT_TYPES[path.extname(file).toLowerCase()] ?? "application/octet-stream",
+      cacheControl: cacheControlFor(file),
+    };
+  }
+  return { manifest, bodies };
+}
+
+export async function readManifest(s3: S3Client, bucket: string, release: string): Promise<Manifest | undefined> {
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifestKey(release) }));
+    return JSON.parse(await res.Body!.transformToString()) as Manifest;
+  } catch (err) {
+    if ((err as { name?: string }).name === "NoSuchKey" || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+    throw err;
+  }
+}
+
+export function sameBytes(a: Manifest, b: Manifest): boolean {
+  const ka = Object.keys(a.files);
+  return ka.length === Object.keys(b.files).length && ka.every((k) => b.files[k]?.sha256 === a.files[k].sha256);
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}
+
+export interface UploadResult {
+  uploaded: number;
+  skipped: number;
+  bytes: number;
+}
+
+/**
+ * Uploads a release to `<slot>/<release>/` with its metadata, then writes the manifest last (a manifest present means
+ * the upload completed). Files already uploaded with the same hash (an earlier, interrupted attempt) are skipped.
+ */
+export async function uploadRelease(
+  s3: S3Client,
+  target: { bucket: string; slot: Slot },
+  manifest: Manifest,
+  bodies: Map<string, Buffer>,
+  concurrency = 16,
+): Promise<UploadResult> {
+  const previous = await readManifest(s3, target.bucket, manifest.release);
+  const files = Object.keys(manifest.files);
+  const todo = files.filter((f) => previous?.files[f]?.sha256 !== manifest.files[f].sha256);
+  let bytes = 0;
+  await mapLimit(todo, concurrency, async (file) => {
+    const entry = manifest.files[file];
+    const body = bodies.get(file)!;
+    bytes += body.length;
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: target.bucket,
+        Key: releasePrefix(target.slot, manifest.release) + file,
+        Body: body,
+        ContentType: entry.contentType,
+        CacheControl: entry.cacheControl,
+        ChecksumSHA256: Buffer.from(entry.sha256, "hex").toString("base64"),
+        // Renamed to x-bluegreen-slot / x-bluegreen-release by the viewer-response function.
+        Metadata: { slot: target.slot, release: manifest.release },
+      }),
+    );
+  });
+  await s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: manifestKey(manifest.release), Body: JSON.stringify(manifest), ContentType: "application/json" }));
+  return { uploaded: todo.length, skipped: files.length - todo.length, bytes };
+}
+
+/**
+ * Deletes releases beyond the newest `retention` in the bucket, never one in `keep` (referenced by a slot or by
+ * one of the last successful updates: a rollback target).
+ */
+export async function pruneReleases(s3: S3Client, target: { bucket: string; slot: Slot }, retention: number, keep: ReadonlySet<string>): Promise<string[]> {
+  const manifests = await listAll(s3, target.bucket, "_manifests/");
+  const newestFirst = manifests.sort((a, b) => (b.modified ?? 0) - (a.modified ?? 0)).map((m) => m.key.slice("_manifests/".length, -".json".length));
+  const doomed = newestFirst.slice(retention).filter((r) => !keep.has(r));
+  for (const release of doomed) {
+    const keys = (await listAll(s3, target.bucket, releasePrefix(target.slot, release))).map((o) => o.key);
+    keys.push(manifestKey(release));
+    for (let i = 0; i < keys.length; i += 1000) {
+      await s3.send(new DeleteObjectsCommand({ Bucket: target.bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }));
+    }
+  }
+  return doomed;
+}
+
+async function listAll(s3: S3Client, bucket: string, prefix: string): Promise<{ key: string; modified?: number }[]> {
+  const out: { key: string; modified?: number }[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, modified: o.LastModified?.getTime() });
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
