@@ -1,0 +1,113 @@
+// The CDN: one distribution in front of both slot buckets, reached through Origin Access Control, with the
+// router functions on every request and the security headers on every response.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { SLOTS, type Environment, type Slot } from "../config";
+
+export const CDN_TYPE = "picasso:widget:Cdn";
+
+/** Arguments of {@link Cdn}. */
+export interface CdnArgs {
+  /** The slot buckets; each becomes an origin whose id is its slot name. */
+  buckets: Record<Slot, aws.s3.Bucket>;
+  /** The stable slot: the default behaviour's origin, used when the function selects none. */
+  stable: Slot;
+  /** Published viewer-request function (slot choice and URI rewrite). */
+  viewerRequestArn: pulumi.Input<string>;
+  /** Published viewer-response function (slot/release headers, stickiness cookie). */
+  viewerResponseArn: pulumi.Input<string>;
+  /** Production is served from every edge location; the other environments from the cheapest class. */
+  environment: Environment;
+  /** Custom domain; set together with `certificateArn`. @default the cloudfront.net domain */
+  domain?: string;
+  /** ACM certificate in us-east-1 for `domain`. @default the CloudFront default certificate */
+  certificateArn?: string;
+}
+
+export class Cdn extends pulumi.ComponentResource {
+  public readonly distribution: aws.cloudfront.Distribution;
+
+  constructor(name: string, args: CdnArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(CDN_TYPE, name, {}, opts);
+
+    const originAccess = new aws.cloudfront.OriginAccessControl(
+      `${name}-oac`,
+      { description: "picasso-widget slot buckets", originAccessControlOriginType: "s3", signingBehavior: "always", signingProtocol: "sigv4" },
+      { parent: this },
+    );
+
+    // The cache key is the URI alone. The viewer-request function rewrites the URI to
+    // /<slot>/<release>/<path> before the cache lookup, so slot and release are already in the key;
+    // cookies (the per-viewer stickiness cookie above all), headers and query strings would only split the cache.
+    // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/controlling-the-cache-key.html
+    const cachePolicy = new aws.cloudfront.CachePolicy(
+      `${name}-cache`,
+      {
+        comment: "picasso-widget: URI-only cache key; TTLs follow the objects' Cache-Control",
+        minTtl: 0,
+        defaultTtl: 60,
+        maxTtl: 31_536_000,
+        parametersInCacheKeyAndForwardedToOrigin: {
+          cookiesConfig: { cookieBehavior: "none" },
+          headersConfig: { headerBehavior: "none" },
+          queryStringsConfig: { queryStringBehavior: "none" },
+          enableAcceptEncodingGzip: true,
+          enableAcceptEncodingBrotli: true,
+        },
+      },
+      { parent: this },
+    );
+
+    const securityHeaders = new aws.cloudfront.ResponseHeadersPolicy(
+      `${name}-security-headers`,
+      {
+        comment: "picasso-widget: HSTS, nosniff, frame and referrer policy",
+        securityHeadersConfig: {
+          // Two years with includeSubdomains and preload: the HSTS preload list requires at least one year.
+          // https://hstspreload.org/#submission-requirements
+          strictTransportSecurity: { accessControlMaxAgeSec: 63_072_000, includeSubdomains: true, preload: true, override: true },
+          contentTypeOptions: { override: true },
+          frameOptions: { frameOption: "DENY", override: true },
+          referrerPolicy: { referrerPolicy: "strict-origin-when-cross-origin", override: true },
+        },
+      },
+      { parent: this },
+    );
+
+    const customDomain = args.domain !== undefined && args.certificateArn !== undefined;
+    this.distribution = new aws.cloudfront.Distribution(
+      `${name}-distribution`,
+      {
+        comment: "picasso-widget blue/green",
+        enabled: true,
+        isIpv6Enabled: true,
+        httpVersion: "http2and3",
+        // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/PriceClass.html
+        priceClass: args.environment === "production" ? "PriceClass_All" : "PriceClass_100",
+        aliases: customDomain ? [args.domain as string] : [],
+        // S3 origins behind OAC need no s3OriginConfig (that block is for the legacy origin access identity).
+        origins: SLOTS.map((slot) => ({ originId: slot, domainName: args.buckets[slot].bucketRegionalDomainName, originAccessControlId: originAccess.id })),
+        defaultCacheBehavior: {
+          targetOriginId: args.stable,
+          viewerProtocolPolicy: "redirect-to-https",
+          allowedMethods: ["GET", "HEAD", "OPTIONS"],
+          cachedMethods: ["GET", "HEAD"],
+          compress: true,
+          cachePolicyId: cachePolicy.id,
+          responseHeadersPolicyId: securityHeaders.id,
+          functionAssociations: [
+            { eventType: "viewer-request", functionArn: args.viewerRequestArn },
+            { eventType: "viewer-response", functionArn: args.viewerResponseArn },
+          ],
+        },
+        restrictions: { geoRestriction: { restrictionType: "none" } },
+        // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/secure-connections-supported-viewer-protocols-ciphers.html
+        viewerCertificate: customDomain
+          ? { acmCertificateArn: args.certificateArn, sslSupportMethod: "sni-only", minimumProtocolVersion: "TLSv1.2_2021" }
+          : { cloudfrontDefaultCertificate: true },
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ distributionId: this.distribution.id, distributionDomain: this.distribution.domainName });
+  }
+}

@@ -1,0 +1,50 @@
+// The two origin slots: one private, versioned, encrypted S3 bucket per slot. Their read policy is
+// declared apart (OriginBucketPolicies) because it names the distribution, which itself needs the buckets.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { SLOTS, type Slot } from "../config";
+
+export const ORIGIN_BUCKETS_TYPE = "picasso:widget:OriginBuckets";
+
+/** Arguments of {@link OriginBuckets}. */
+export interface OriginBucketsArgs {
+  /** Tags applied to both buckets. @default {} */
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+export class OriginBuckets extends pulumi.ComponentResource {
+  public readonly buckets: Record<Slot, aws.s3.Bucket>;
+  /** The bucket policies wait for these: S3 aborts a PutBucketPolicy that races a PutPublicAccessBlock on the same bucket (OperationAborted). */
+  public readonly publicAccessBlocks: Record<Slot, aws.s3.BucketPublicAccessBlock>;
+
+  constructor(name: string, args: OriginBucketsArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+    super(ORIGIN_BUCKETS_TYPE, name, {}, opts);
+    const buckets = {} as Record<Slot, aws.s3.Bucket>;
+    const publicAccessBlocks = {} as Record<Slot, aws.s3.BucketPublicAccessBlock>;
+    for (const slot of SLOTS) {
+      const childName = `${name}-${slot}`;
+      const bucket = new aws.s3.Bucket(childName, { tags: args.tags }, { parent: this });
+      publicAccessBlocks[slot] = new aws.s3.BucketPublicAccessBlock(
+        childName,
+        { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+        { parent: this },
+      );
+      // ACLs disabled: the bucket owner owns every object, so access is decided by the bucket policy alone.
+      // https://docs.aws.amazon.com/AmazonS3/latest/userguide/about-object-ownership.html
+      new aws.s3.BucketOwnershipControls(childName, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, { parent: this });
+      // Versioning keeps an overwritten or deleted release object recoverable.
+      new aws.s3.BucketVersioning(childName, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent: this });
+      // SSE-S3 rather than SSE-KMS: OAC reading SSE-KMS objects needs a key policy for CloudFront as well.
+      // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html#create-oac-overview-s3
+      new aws.s3.BucketServerSideEncryptionConfiguration(
+        childName,
+        { bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }] },
+        { parent: this },
+      );
+      buckets[slot] = bucket;
+    }
+    this.buckets = buckets;
+    this.publicAccessBlocks = publicAccessBlocks;
+    this.registerOutputs({ bucketNames: { blue: buckets.blue.bucket, green: buckets.green.bucket } });
+  }
+}
