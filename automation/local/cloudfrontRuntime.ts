@@ -1,0 +1,435 @@
+// A CloudFront Functions runtime (cloudfront-js-2.0) for the local cloud: runs the exact router files the
+// program deploys, with the `cloudfront` and `crypto` modules and the event shape CloudFront uses.
+//   Runtime 2.0: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/functions-javascript-runtime-20.html
+//   Event shape: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/functions-event-structure.html
+//   KVS helpers: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/functions-custom-methods.html
+//   Origin helpers: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/helper-functions-origin-modification.html
+// Departures from CloudFront, on purpose:
+// - The code runs in Node's V8 (a vm context without Node globals), not CloudFront's own engine, so a language
+//   feature V8 has and CloudFront lacks is not caught here; keep router code to the features the runtime page lists.
+// - No compute-utilization or memory limit is enforced (CloudFront fails functions that exceed them:
+//   https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-functions).
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import * as vm from "node:vm";
+import { MAX_FUNCTION_CODE_BYTES } from "../../infra/routerCode";
+
+/** A query-string parameter, header or request cookie: `{ value, multiValue? }` (lower-case header names). */
+export interface FieldValue {
+  value: string;
+  /** Every value when the name occurs more than once; `value` is the first. */
+  multiValue?: { value: string }[];
+}
+export type FieldMap = Record<string, FieldValue>;
+
+/** A response cookie: the value plus its Set-Cookie attributes as one string. */
+export interface ResponseCookie {
+  value: string;
+  attributes?: string;
+  multiValue?: { value: string; attributes?: string }[];
+}
+
+export interface CloudFrontRequest {
+  method: string;
+  /** Path only, no query string. */
+  uri: string;
+  querystring: FieldMap;
+  /** All request headers except Cookie, which CloudFront parses into `cookies`. */
+  headers: FieldMap;
+  cookies: FieldMap;
+}
+
+export interface CloudFrontResponse {
+  statusCode: number;
+  statusDescription?: string;
+  /** All response headers except Set-Cookie, which CloudFront parses into `cookies`. */
+  headers: FieldMap;
+  cookies: Record<string, ResponseCookie>;
+  /** Only on responses a viewer-request function generates. */
+  body?: string | { data: string; encoding: "text" | "base64" };
+}
+
+export type EventType = "viewer-request" | "viewer-response";
+
+export interface EventContext {
+  distributionDomainName: string;
+  distributionId: string;
+  eventType: EventType;
+  /** Identifies the request and its response; the same in both events. */
+  requestId: string;
+}
+
+export interface ViewerRequestEvent {
+  version: "1.0";
+  context: EventContext;
+  viewer: { ip: string };
+  request: CloudFrontRequest;
+}
+
+export interface ViewerResponseEvent extends ViewerRequestEvent {
+  response: CloudFrontResponse;
+}
+
+export type CloudFrontEvent = ViewerRequestEvent | ViewerResponseEvent;
+
+export type KeyValueFormat = "string" | "json" | "bytes";
+
+/** The store behind `cf.kvs()`. `get` rejects for a missing key, as on CloudFront. */
+export interface KeyValueStoreReader {
+  get(key: string, options?: { format?: KeyValueFormat }): Promise<unknown>;
+}
+
+export interface FunctionResult {
+  /** The request to forward, or (viewer-request only) a response to answer with directly. */
+  output: CloudFrontRequest | CloudFrontResponse;
+  /** Set when a viewer-request function called `cf.selectRequestOriginById` and returned a request. */
+  originId?: string;
+  /** The argument of `cf.updateRequestOrigin`, under the same condition. */
+  originUpdate?: Record<string, unknown>;
+}
+
+export interface CloudFrontFunction {
+  run(event: CloudFrontEvent): Promise<FunctionResult>;
+}
+
+export interface CompileOptions {
+  /** The store associated with the function; called per invocation so the caller can swap it. */
+  kvs?: () => KeyValueStoreReader | undefined;
+  /** Shown in stack traces. */
+  filename?: string;
+}
+
+export class UnsupportedFunctionCodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UnsupportedFunctionCodeError";
+  }
+}
+
+const MODULE_IMPORT = /^import\s+([A-Za-z_$][\w$]*)\s+from\s+['"](cloudfront|crypto)['"];?[ \t]*$/gm;
+const ANY_IMPORT_OR_EXPORT = /^\s*(import|export)\b/m;
+const CLOUDFRONT_MEMBERS = new Set(["kvs", "selectRequestOriginById", "updateRequestOrigin"]);
+const CRYPTO_MEMBERS = new Set(["createHash", "createHmac"]);
+// The crypto module's hash and HMAC algorithms.
+const HASH_ALGORITHMS = new Set(["md5", "sha1", "sha256"]);
+
+/** One invocation's origin choice; module state in CloudFront is per invocation, here it is per run. */
+interface Invocation {
+  eventType: EventType;
+  originId?: string;
+  originUpdate?: Record<string, unknown>;
+}
+
+/**
+ * Compiles the function once; `run` then calls its handler directly per event.
+ * Rejects code that imports or calls anything this runtime does not provide.
+ */
+export function compileCloudFrontFunction(code: string, options: CompileOptions = {}): CloudFrontFunction {
+  const filename = options.filename ?? "cloudfront-function.js";
+  const bytes = Buffer.byteLength(code, "utf8");
+  if (bytes > MAX_FUNCTION_CODE_BYTES) {
+    throw new UnsupportedFunctionCodeError(`${filename} is ${bytes} bytes; CloudFront Functions are limited to ${MAX_FUNCTION_CODE_BYTES}`);
+  }
+  const bindings: Record<string, "cloudfront" | "crypto"> = {};
+  // Blank the import lines (keeping line numbers) and pass the modules in as parameters.
+  const body = code.replace(MODULE_IMPORT, (_line, name: string, module: "cloudfront" | "crypto") => {
+    bindings[name] = module;
+    return "";
+  });
+  const stray = ANY_IMPORT_OR_EXPORT.exec(body);
+  if (stray) throw new UnsupportedFunctionCodeError(`${filename}: only "import cf from 'cloudfront'" and "import crypto from 'crypto'" are supported; found "${stray[0].trim()}"`);
+  rejectUnknownMembers(filename, body, bindings);
+
+  let current: Invocation | undefined;
+  const cloudfront = {
+    kvs(): KeyValueStoreReader {
+      const store = options.kvs?.();
+      if (store === undefined) throw new Error("cf.kvs(): no key value store is associated with this function");
+      return store;
+    },
+    selectRequestOriginById(originId: string): void {
+      originInvocation("selectRequestOriginById").originId = String(originId);
+    },
+    updateRequestOrigin(params: Record<string, unknown>): void {
+      originInvocation("updateRequestOrigin").originUpdate = params;
+    },
+  };
+  function originInvocation(method: string): Invocation {
+    // Origin modification is a viewer-request feature only.
+    if (current === undefined || current.eventType !== "viewer-request") throw new Error(`cf.${method}() is only available in viewer-request functions`);
+    return current;
+  }
+  const crypto = {
+    createHash: (algorithm: string) => createHash(checkedAlgorithm(algorithm)),
+    createHmac: (algorithm: string, key: string | Buffer) => createHmac(checkedAlgorithm(algorithm), key),
+  };
+
+  const names = Object.keys(bindings);
+  const modules = names.map((name) => (bindings[name] === "cloudfront" ? cloudfront : crypto));
+  // ES modules are strict; the wrapper keeps that. The context has ECMAScript built-ins plus what runtime 2.0
+  // adds (Buffer, console) and none of Node's (require, process, timers), as on CloudFront.
+  const wrapped = `(function (${names.join(", ")}) { "use strict"; ${body}\n; return typeof handler === "function" ? handler : undefined; })`;
+  const context = vm.createContext({ console, Buffer });
+  const factory = new vm.Script(wrapped, { filename }).runInContext(context) as (...m: unknown[]) => ((event: CloudFrontEvent) => unknown) | undefined;
+  const maybeHandler = factory(...modules);
+  if (maybeHandler === undefined) throw new UnsupportedFunctionCodeError(`${filename}: no top-level function named handler`);
+  const handler = maybeHandler;
+
+  // Invocations run one after another: origin selection is per-invocation state, and an await inside the
+  // handler would otherwise let another invocation's selection land on this one. When idle (the common case
+  // for a benchmark or a sequential test) a run starts at once without queueing.
+  let queued = 0;
+  let tail: Promise<unknown> = Promise.resolve();
+  function invoke(event: CloudFrontEvent): Promise<FunctionResult> {
+    const invocation: Invocation = { eventType: event.context.eventType };
+    current = invocation;
+    let pending: unknown;
+    try {
+      pending = handler(event);
+    } catch (error) {
+      current = undefined;
+      return Promise.reject(error);
+    }
+    return Promise.resolve(pending).then(
+      (output) => {
+        current = undefined;
+        return result(filename, invocation.eventType, output, invocation);
+      },
+      (error: unknown) => {
+        current = undefined;
+        throw error;
+      },
+    );
+  }
+  return {
+    run(event) {
+      const run = queued === 0 ? invoke(event) : tail.then(() => invoke(event));
+      queued++;
+      tail = run.then(
+        () => queued--,
+        () => queued--,
+      );
+      return run;
+    },
+  };
+}
+
+function rejectUnknownMembers(filename: string, body: string, bindings: Record<string, "cloudfront" | "crypto">): void {
+  for (const [name, module] of Object.entries(bindings)) {
+    const allowed = module === "cloudfront" ? CLOUDFRONT_MEMBERS : CRYPTO_MEMBERS;
+    for (const match of body.matchAll(new RegExp(`(?<![\\w$.])${name.replace(/\$/g, "\\$")}\\s*\\.\\s*([A-Za-z_$][\\w$]*)`, "g"))) {
+      if (!allowed.has(match[1])) {
+        throw new UnsupportedFunctionCodeError(`${filename}: ${name}.${match[1]} is not provided by this runtime (supported: ${[...allowed].join(", ")})`);
+      }
+    }
+  }
+}
+
+function checkedAlgorithm(algorithm: string): string {
+  if (!HASH_ALGORITHMS.has(algorithm)) throw new Error(`crypto: algorithm "${algorithm}" is not supported (supported: ${[...HASH_ALGORITHMS].join(", ")})`);
+  return algorithm;
+}
+
+function result(filename: string, eventType: EventType, output: unknown, invocation: Invocation): FunctionResult {
+  if (isResponse(output)) {
+    // A viewer-request function that answers directly sends nothing to an origin.
+    return { output };
+  }
+  if (eventType === "viewer-request" && isRequest(output)) {
+    return { output, originId: invocation.originId, originUpdate: invocation.originUpdate };
+  }
+  // CloudFront answers 5xx when a function returns something it cannot use.
+  throw new Error(`${filename}: a ${eventType} function must return ${eventType === "viewer-request" ? "the request or a response" : "the response"}; got ${JSON.stringify(output)}`);
+}
+
+export function isResponse(output: unknown): output is CloudFrontResponse {
+  return typeof output === "object" && output !== null && typeof (output as CloudFrontResponse).statusCode === "number";
+}
+
+function isRequest(output: unknown): output is CloudFrontRequest {
+  return typeof output === "object" && output !== null && typeof (output as CloudFrontRequest).uri === "string";
+}
+
+/** A store over plain string values, decoding the three formats of `get()` as CloudFront does. */
+export function keyValueStoreReader(lookup: (key: string) => string | undefined): KeyValueStoreReader {
+  return {
+    async get(key, options) {
+      const value = lookup(key);
+      if (value === undefined) throw new Error(`key value store: key "${key}" does not exist`);
+      switch (options?.format ?? "string") {
+        case "string":
+          return value;
+        case "json":
+          return JSON.parse(value);
+        case "bytes":
+          return Buffer.from(value, "utf8");
+        default:
+          throw new Error(`key value store: format "${options?.format}" is not one of string, json, bytes`);
+      }
+    },
+  };
+}
+
+// ---- Events ----
+
+/** What a viewer sent, in CloudFront shapes; the builders copy the maps so a function's edits stay in its event. */
+export interface ViewerRequestInput {
+  method?: string;
+  uri: string;
+  querystring?: FieldMap;
+  headers?: FieldMap;
+  cookies?: FieldMap;
+  /** CloudFront's id for the request; a random one when omitted. */
+  requestId?: string;
+  ip?: string;
+  distributionDomainName?: string;
+  distributionId?: string;
+}
+
+export interface ResponseInput {
+  statusCode: number;
+  statusDescription?: string;
+  headers?: FieldMap;
+  cookies?: Record<string, ResponseCookie>;
+}
+
+/** A fresh id shaped like CloudFront's (56 URL-safe base64 characters). */
+export function newRequestId(): string {
+  return randomBytes(42).toString("base64url");
+}
+
+export function viewerRequestEvent(input: ViewerRequestInput): ViewerRequestEvent {
+  return {
+    version: "1.0",
+    context: {
+      distributionDomainName: input.distributionDomainName ?? "local.cloudfront.net",
+      distributionId: input.distributionId ?? "ELOCAL",
+      eventType: "viewer-request",
+      requestId: input.requestId ?? newRequestId(),
+    },
+    viewer: { ip: input.ip ?? "127.0.0.1" },
+    request: {
+      method: input.method ?? "GET",
+      uri: input.uri,
+      querystring: { ...input.querystring },
+      headers: { ...input.headers },
+      cookies: { ...input.cookies },
+    },
+  };
+}
+
+/**
+ * The viewer-response event: its `request` is the request as the viewer sent it (not as the viewer-request
+ * function changed it), which is why this takes the viewer's input again. Pass the same `requestId`.
+ */
+export function viewerResponseEvent(viewer: ViewerRequestInput & { requestId: string }, response: ResponseInput): ViewerResponseEvent {
+  const event = viewerRequestEvent(viewer);
+  event.context.eventType = "viewer-response";
+  return {
+    ...event,
+    response: {
+      statusCode: response.statusCode,
+      statusDescription: response.statusDescription,
+      headers: { ...response.headers },
+      cookies: { ...response.cookies },
+    },
+  };
+}
+
+// ---- Node http <-> CloudFront shapes (for the local edge) ----
+
+function field(values: string[]): FieldValue {
+  return values.length > 1 ? { value: values[0], multiValue: values.map((value) => ({ value })) } : { value: values[0] };
+}
+
+function valuesOf(entry: FieldValue): string[] {
+  return entry.multiValue ? entry.multiValue.map((v) => v.value) : [entry.value];
+}
+
+/** Node request or response headers to CloudFront's; Cookie and Set-Cookie go to the cookie helpers instead. */
+export function headersFromNode(headers: IncomingHttpHeaders): FieldMap {
+  const out: FieldMap = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || lower === "cookie" || lower === "set-cookie") continue;
+    out[lower] = field(Array.isArray(value) ? value : [String(value)]);
+  }
+  return out;
+}
+
+export function headersToNode(headers: FieldMap): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, entry] of Object.entries(headers)) {
+    const values = valuesOf(entry);
+    out[name] = values.length > 1 ? values : values[0];
+  }
+  return out;
+}
+
+/** The Cookie request header to CloudFront's `cookies`; a name sent twice gets `multiValue`. */
+export function cookiesFromHeader(cookieHeader: string | undefined): FieldMap {
+  const grouped = new Map<string, string[]>();
+  for (const pair of (cookieHeader ?? "").split(";")) {
+    const at = pair.indexOf("=");
+    const name = (at < 0 ? pair : pair.slice(0, at)).trim();
+    if (name === "") continue;
+    const value = at < 0 ? "" : pair.slice(at + 1).trim();
+    grouped.set(name, [...(grouped.get(name) ?? []), value]);
+  }
+  const out: FieldMap = {};
+  for (const [name, values] of grouped) out[name] = field(values);
+  return out;
+}
+
+/** CloudFront's request `cookies` back to a Cookie header (undefined when there are none). */
+export function cookiesToHeader(cookies: FieldMap): string | undefined {
+  const pairs = Object.entries(cookies).flatMap(([name, entry]) => valuesOf(entry).map((value) => `${name}=${value}`));
+  return pairs.length > 0 ? pairs.join("; ") : undefined;
+}
+
+/** Set-Cookie response headers to CloudFront's response `cookies`. */
+export function responseCookiesFromSetCookie(setCookie: string[] | undefined): Record<string, ResponseCookie> {
+  const grouped = new Map<string, { value: string; attributes?: string }[]>();
+  for (const line of setCookie ?? []) {
+    const semi = line.indexOf(";");
+    const pair = semi < 0 ? line : line.slice(0, semi);
+    const at = pair.indexOf("=");
+    if (at < 1) continue;
+    const attributes = semi < 0 ? undefined : line.slice(semi + 1).trim() || undefined;
+    const name = pair.slice(0, at).trim();
+    grouped.set(name, [...(grouped.get(name) ?? []), { value: pair.slice(at + 1).trim(), ...(attributes ? { attributes } : {}) }]);
+  }
+  const out: Record<string, ResponseCookie> = {};
+  for (const [name, entries] of grouped) out[name] = entries.length > 1 ? { ...entries[0], multiValue: entries } : entries[0];
+  return out;
+}
+
+/** CloudFront's response `cookies` to Set-Cookie header lines for the viewer. */
+export function setCookieHeaders(cookies: Record<string, ResponseCookie>): string[] {
+  return Object.entries(cookies).flatMap(([name, cookie]) =>
+    (cookie.multiValue ?? [cookie]).map((c) => (c.attributes ? `${name}=${c.value}; ${c.attributes}` : `${name}=${c.value}`)),
+  );
+}
+
+/**
+ * A URL query string ("?a=1&b=2&b=3" or without "?") to CloudFront's `querystring`. Values stay
+ * percent-encoded as sent, so forwarding them does not re-encode anything.
+ */
+export function querystringFromSearch(search: string): FieldMap {
+  const grouped = new Map<string, string[]>();
+  for (const part of search.replace(/^\?/, "").split("&")) {
+    if (part === "") continue;
+    const at = part.indexOf("=");
+    const name = at < 0 ? part : part.slice(0, at);
+    grouped.set(name, [...(grouped.get(name) ?? []), at < 0 ? "" : part.slice(at + 1)]);
+  }
+  const out: FieldMap = {};
+  for (const [name, values] of grouped) out[name] = field(values);
+  return out;
+}
+
+/** CloudFront's `querystring` back to "?a=1&b=2" ("" when empty). */
+export function querystringToSearch(querystring: FieldMap): string {
+  const parts = Object.entries(querystring).flatMap(([name, entry]) => valuesOf(entry).map((value) => (value === "" ? name : `${name}=${value}`)));
+  return parts.length > 0 ? `?${parts.join("&")}` : "";
+}
