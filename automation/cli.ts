@@ -3,10 +3,11 @@
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { ConfigError } from "../infra/config";
+import { auditCommand } from "./auditCommands";
 import { EXIT, exitCodeOf } from "./errors";
 
 // Each concern registers its commands here (one module per concern).
-const commands: CommandModule[] = [];
+const commands: CommandModule[] = [auditCommand];
 
 export async function main(argv: string[]): Promise<number> {
   const parser = yargs(argv)
