@@ -15,6 +15,8 @@ export interface DeclaredResource {
   id: string;
   /** Inputs as plain resolved values (secrets unwrapped: keep them out of logs). */
   inputs: Record<string, unknown>;
+  /** Outputs the emulated provider reported (inputs plus ARNs, domain names and the like). */
+  state: Record<string, unknown>;
 }
 
 export interface ProgramResult {
@@ -30,6 +32,8 @@ export class ProgramError extends Error {
     message: string,
     /** The name of the error the program threw ("ConfigError" for bad stack config). */
     readonly programErrorName: string,
+    /** Resources the program had declared when it failed (0: before any; undefined: the child crashed). */
+    readonly declaredResources: number | undefined,
   ) {
     super(message);
     this.name = "ProgramError";
@@ -51,11 +55,11 @@ export function runProgram({ stackName, config }: { stackName: string; config: C
       try {
         output = JSON.parse(stdout) as ChildOutput;
       } catch {
-        reject(new ProgramError(`the program exited with code ${code} without a result: ${stderr.trim().split("\n").slice(-5).join(" | ")}`, "Crash"));
+        reject(new ProgramError(`the program exited with code ${code} without a result: ${stderr.trim().split("\n").slice(-5).join(" | ")}`, "Crash", undefined));
         return;
       }
       if (output.ok) resolve(output.result);
-      else reject(new ProgramError(output.error.message, output.error.name));
+      else reject(new ProgramError(output.error.message, output.error.name, output.declared));
     });
     child.stdin.end(JSON.stringify({ stackName, config }));
   });

@@ -21,7 +21,7 @@ interface ChildInput {
 }
 
 /** What the child prints: the result, or the program's error as it was thrown. */
-export type ChildOutput = { ok: true; result: ProgramResult } | { ok: false; error: { name: string; message: string } };
+export type ChildOutput = { ok: true; result: ProgramResult } | { ok: false; error: { name: string; message: string }; declared: number };
 
 // Physical names are deterministic (the same stack and logical name give the same name on every run), so the
 // engine sees no spurious replacements between runs. Real AWS auto-names append a random suffix instead
@@ -105,10 +105,11 @@ function resolved<T>(output: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => output.apply((v) => resolve(v)));
 }
 
+const resources: ProgramResult["resources"] = [];
+
 async function run(input: ChildInput): Promise<ProgramResult> {
   const { stackName, config } = input;
   const region = config["aws:region"]?.value ?? "us-east-1";
-  const resources: ProgramResult["resources"] = [];
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -117,7 +118,7 @@ async function run(input: ChildInput): Promise<ProgramResult> {
           // The dynamic provider's serialized source is Pulumi plumbing, not a resource input the engine applies.
           const inputs = { ...(args.inputs as Record<string, unknown>) };
           delete inputs.__provider;
-          resources.push({ type: args.type, name: args.name, id, inputs: plain(inputs) as Record<string, unknown> });
+          resources.push({ type: args.type, name: args.name, id, inputs: plain(inputs) as Record<string, unknown>, state: plain(state) as Record<string, unknown> });
         }
         return { id, state };
       },
@@ -144,9 +145,14 @@ function finish(output: ChildOutput): void {
   process.stdout.write(JSON.stringify(output) + "\n", () => process.exit(0));
 }
 
+// Registrations already under way still reach the mock monitor: wait for them (bounded), so `declared`
+// counts every resource the program declared before it failed.
+const DRAIN_MS = 5000;
+
 function fail(err: unknown): void {
   const error = err instanceof Error ? { name: err.name, message: err.message } : { name: "Error", message: String(err) };
-  finish({ ok: false, error });
+  const drained = Promise.race([pulumi.runtime.disconnect(), new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
+  drained.catch(() => undefined).then(() => finish({ ok: false, error, declared: resources.length }));
 }
 
 // A throw inside an apply() surfaces as an unhandled rejection: it is the program's failure all the same.
