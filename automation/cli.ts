@@ -5,9 +5,11 @@ import { hideBin } from "yargs/helpers";
 import { ConfigError } from "../infra/config";
 import { auditCommand } from "./auditCommands";
 import { EXIT, exitCodeOf } from "./errors";
+import { driverCommands } from "./commands/driver";
+import { localCommands } from "./local/commands";
 
 // Each concern registers its commands here (one module per concern).
-const commands: CommandModule[] = [auditCommand];
+const commands: CommandModule[] = [...driverCommands, auditCommand, ...localCommands];
 
 export async function main(argv: string[]): Promise<number> {
   const parser = yargs(argv)

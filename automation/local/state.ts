@@ -27,6 +27,8 @@ export interface AppliedState {
   /** Cache policy TTLs in seconds. */
   ttl: { min: number; default: number; max: number };
   outputs: Record<string, unknown>;
+  /** "type::name" → hash of the inputs, to count the next update's resource changes. */
+  resources: Record<string, string>;
 }
 
 /** An update that was decided but not yet fully written: the redo record that makes `up` atomic. */

@@ -4,7 +4,7 @@
   function render(release) {
     for (var i = 0; i < nodes.length; i++) {
       nodes[i].textContent = "Picasso widget " + release;
-      nodes[i].className = "picasso-widget picasso-widget--modern";
+      nodes[i].className = "picasso-widget";
     }
   }
   render("2.0.0");

@@ -4,6 +4,6 @@
   var nodes = document.querySelectorAll("[data-picasso-widget]");
   for (var i = 0; i < nodes.length; i++) {
     nodes[i].textContent = "Picasso widget " + RELEASE;
-    nodes[i].className = "picasso-widget picasso-widget--classic";
+    nodes[i].className = "picasso-widget";
   }
 })();
