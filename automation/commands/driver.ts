@@ -1,0 +1,73 @@
+// yargs command modules for the driver. This layer only parses argv and maps it to typed options.
+import type { Argv, CommandModule } from "yargs";
+import type { Slot } from "../../infra/config";
+import { deploy, parseDuration, parseSteps } from "../deploy";
+import { history, status, verify } from "../inspect";
+import { Reporter } from "../output";
+import { rollback } from "../rollback";
+
+const stackOption = { type: "string", demandOption: true, describe: "stack name (dev, staging, production, local, local-<name>)" } as const;
+const jsonOption = { type: "boolean", default: false, describe: "print one JSON report on stdout" } as const;
+
+interface Common {
+  stack: string;
+  json: boolean;
+}
+
+const deployCommand: CommandModule<object, Common & { artifact: string; release: string; steps?: string; bake?: string; "dry-run": boolean }> = {
+  command: "deploy",
+  describe: "ship a release to the idle slot and shift traffic to it step by step",
+  builder: (y: Argv) =>
+    y
+      .option("stack", stackOption)
+      .option("artifact", { type: "string", demandOption: true, describe: "folder holding the release (index.html at its top)" })
+      .option("release", { type: "string", demandOption: true, describe: "immutable release id" })
+      .option("steps", { type: "string", describe: "percent per step, e.g. 10,25,50,75,100 (default: the stack's)" })
+      .option("bake", { type: "string", describe: "probe time per step, e.g. 60s (default: the stack's)" })
+      .option("json", jsonOption)
+      .option("dry-run", { type: "boolean", default: false, describe: "print the plan; change nothing" }) as never,
+  handler: async (a) => {
+    await deploy(
+      { stack: a.stack, artifact: a.artifact, release: a.release, steps: parseSteps(a.steps), bakeMs: parseDuration("--bake", a.bake), json: a.json, dryRun: a["dry-run"] },
+      new Reporter({ json: a.json }),
+    );
+  },
+};
+
+const rollbackCommand: CommandModule<object, Common & { to?: number }> = {
+  command: "rollback",
+  describe: "restore an earlier successful update's config from the stack's history (or finish an interrupted rollout)",
+  builder: (y: Argv) => y.option("stack", stackOption).option("to", { type: "number", describe: "update version to restore" }).option("json", jsonOption) as never,
+  handler: async (a) => {
+    await rollback({ stack: a.stack, to: a.to }, new Reporter({ json: a.json }));
+  },
+};
+
+const verifyCommand: CommandModule<object, Common & { slot?: Slot }> = {
+  command: "verify",
+  describe: "check that the stable slot takes all viewers, or that --slot passes its checks through the preview route",
+  builder: (y: Argv) => y.option("stack", stackOption).option("slot", { choices: ["blue", "green"] as const }).option("json", jsonOption) as never,
+  handler: async (a) => {
+    await verify({ stack: a.stack, slot: a.slot }, new Reporter({ json: a.json }));
+  },
+};
+
+const statusCommand: CommandModule<object, Common> = {
+  command: "status",
+  describe: "show the stable slot, releases, weights and any rollout in flight",
+  builder: (y: Argv) => y.option("stack", stackOption).option("json", jsonOption) as never,
+  handler: async (a) => {
+    await status(a.stack, new Reporter({ json: a.json }));
+  },
+};
+
+const historyCommand: CommandModule<object, Common> = {
+  command: "history",
+  describe: "show the stack's update history and audit log",
+  builder: (y: Argv) => y.option("stack", stackOption).option("json", jsonOption) as never,
+  handler: async (a) => {
+    await history(a.stack, new Reporter({ json: a.json }));
+  },
+};
+
+export const driverCommands = [deployCommand, rollbackCommand, verifyCommand, statusCommand, historyCommand] as CommandModule[];

@@ -1,0 +1,179 @@
+// `bluegreen deploy`: validate everything first (bad input changes nothing), take the stack's lock, sync the config
+// with the last deployment, upload the release to the idle slot, then hand over to the rollout state machine.
+import { otherSlot, releaseIdProblem, rolloutSchema, type Slot } from "../infra/config";
+import { OperatorNeededError, RolledBackError, StackLockedError, UsageError } from "./errors";
+import { describeHolder, driverStateDir, StackState } from "./journal";
+import { notify } from "./notify";
+import { deploySummaryMarkdown, Reporter } from "./output";
+import { planRollout } from "./plan";
+import { HttpProber } from "./prober";
+import { buildManifest, pruneReleases, readManifest, sameBytes, uploadRelease } from "./releases";
+import { runRollout, systemClock, type DeployReport } from "./rollout";
+import { readLiveConfig } from "./stackConfig";
+import { actor, edgeOf, openTarget, type Target } from "./targets";
+
+export interface DeployOptions {
+  stack: string;
+  artifact: string;
+  release: string;
+  steps?: number[];
+  bakeMs?: number;
+  json: boolean;
+  dryRun: boolean;
+}
+
+/** Parses `--steps 10,25,50,75,100` with the same rules as the stack config's rollout.steps. */
+export function parseSteps(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const steps = text.split(",").map((s) => (s.trim() === "" ? NaN : Number(s.trim())));
+  const result = rolloutSchema.shape.steps.safeParse(steps);
+  if (!result.success) throw new UsageError(`--steps = ${JSON.stringify(text)}: expected ${result.error.issues[0].message} (e.g. 10,25,50,75,100)`);
+  return result.data;
+}
+
+/** Parses a duration such as `60s`, `2m`, `500ms` or a bare number of seconds. */
+export function parseDuration(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`${flag} = ${JSON.stringify(text)}: expected a non-negative duration such as 60s, 2m or 500ms`);
+  const ms = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
+  if (ms > 3_600_000) throw new UsageError(`${flag} = ${JSON.stringify(text)}: expected at most 60m`);
+  return ms;
+}
+
+export function checkRelease(release: string): void {
+  const problem = releaseIdProblem(release);
+  if (problem) throw new UsageError(`--release = ${JSON.stringify(release)}: expected ${problem}`);
+}
+
+export async function deploy(opts: DeployOptions, reporter: Reporter): Promise<DeployReport | undefined> {
+  checkRelease(opts.release);
+  const { manifest, bodies } = await buildManifest(opts.artifact, opts.release);
+  const target = await openTarget(opts.stack);
+  try {
+    return await deployTo(target, opts, manifest, bodies, reporter);
+  } finally {
+    await target.close();
+  }
+}
+
+async function deployTo(
+  target: Target,
+  opts: DeployOptions,
+  manifest: Awaited<ReturnType<typeof buildManifest>>["manifest"],
+  bodies: Map<string, Buffer>,
+  reporter: Reporter,
+): Promise<DeployReport | undefined> {
+  const { stack } = target;
+  const state = new StackState(driverStateDir(target.stateRoot, stack.name));
+  const interrupted = await state.journal();
+  if (interrupted) {
+    throw new OperatorNeededError(
+      `stack ${stack.name} has an interrupted rollout of ${interrupted.release} (${interrupted.phase}, ${interrupted.weight}% on ${interrupted.candidate}, by ${describeHolder(interrupted.holder)}); run: bluegreen rollback --stack ${stack.name}`,
+    );
+  }
+  const lock = opts.dryRun ? undefined : await state.acquire(`deploy ${opts.release}`);
+  if (lock !== undefined && !lock.ok) {
+    if (lock.live) throw new StackLockedError(`stack ${stack.name} is locked by a rollout in progress: ${describeHolder(lock.holder)}`);
+    throw new OperatorNeededError(`stack ${stack.name} is locked by ${describeHolder(lock.holder)}, which is no longer running; run: bluegreen rollback --stack ${stack.name}`);
+  }
+  let unlock = lock !== undefined;
+  try {
+    const history = await stack.history();
+    // A CI checkout's stack file is older than what earlier runs deployed: start from the last deployment's config.
+    if (!opts.dryRun && history.length > 0) await stack.refreshConfig();
+    const live = await readLiveConfig(stack);
+    const { config } = live;
+    if (config.weights[config.stable] !== 100) {
+      throw new OperatorNeededError(
+        `stack ${stack.name} is not settled (weights ${JSON.stringify(config.weights)}, stable ${config.stable}); run: bluegreen rollback --stack ${stack.name}`,
+      );
+    }
+    if (live.previewToken === undefined) throw new UsageError(`stack ${stack.name}: picasso-widget:previewToken = (missing): expected a secret; the candidate is verified through the preview route`);
+    const candidate: Slot = otherSlot(config.stable);
+    if (config.slots[config.stable].release === opts.release) {
+      throw new UsageError(`--release = ${JSON.stringify(opts.release)}: expected a release other than the one ${config.stable} already serves`);
+    }
+    const nextRevision = Math.max(config.revision, ...history.map((u) => Number(u.config["picasso-widget:revision"]?.value ?? 0))) + 1;
+    const plan = planRollout(config, { release: opts.release, steps: opts.steps, bakeMs: opts.bakeMs, nextRevision });
+
+    if (opts.dryRun) {
+      reporter.emit({ kind: "info", message: `dry run: ${opts.release} (${Object.keys(manifest.files).length} files) → ${candidate}; steps ${plan.steps.join(", ")}; bake ${plan.bakeMs} ms; revisions ${plan.firstRevision}..${plan.firstRevision + plan.steps.length}; nothing changed` });
+      const dry = { result: "dry-run", stack: stack.name, release: opts.release, slot: candidate, stable: config.stable, plan };
+      reporter.finish(dry, `### bluegreen deploy ${stack.name} (dry run)\n\n${opts.release} → ${candidate}, steps ${plan.steps.join(", ")}`, `dry run: nothing changed`);
+      return undefined;
+    }
+
+    // Buckets exist only after a first `up` (a fresh stack): create the infrastructure without moving traffic.
+    let outputs = await stack.outputs();
+    if (!outputs.bucketNames) {
+      await stack.up({ message: "bluegreen deploy: create the stack's infrastructure" });
+      outputs = await stack.outputs();
+    }
+    const buckets = outputs.bucketNames.value as Record<Slot, string>;
+    for (const slot of ["blue", "green"] as const) {
+      const existing = await readManifest(target.s3, buckets[slot], opts.release);
+      if (existing && !sameBytes(existing, manifest)) {
+        throw new UsageError(`--release = ${JSON.stringify(opts.release)}: expected a new release id; ${slot} already holds ${opts.release} with different bytes (release ids are immutable)`);
+      }
+    }
+
+    const upload = await uploadRelease(target.s3, { bucket: buckets[candidate], slot: candidate }, manifest, bodies);
+    reporter.emit({ kind: "info", message: `uploaded ${opts.release} to ${candidate}: ${upload.uploaded} files (${upload.bytes} bytes), ${upload.skipped} unchanged` });
+
+    const controller = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      reporter.emit({ kind: "info", message: `${signal}: reverting before exit` });
+      controller.abort(signal);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    const holder = lock?.ok ? lock.holder : undefined;
+    if (!holder) throw new Error("unreachable: a deploy that is not a dry run holds the lock");
+    const prober = new HttpProber(edgeOf(target, outputs));
+    let report: DeployReport;
+    try {
+      report = await runRollout(
+        { stack, prober, clock: systemClock, progress: reporter, state, holder, signal: controller.signal },
+        { plan, config, snapshot: live.map, previewToken: live.previewToken, manifest },
+      );
+    } catch (err) {
+      if (err instanceof OperatorNeededError) unlock = false;
+      throw err;
+    } finally {
+      prober.close();
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+
+    if (report.result === "succeeded") {
+      const keep = new Set<string>([opts.release, config.slots.blue.release, config.slots.green.release].filter((r): r is string => !!r));
+      for (const u of history.filter((h) => h.result === "succeeded").slice(-config.retention * 10)) {
+        const slots = u.config["picasso-widget:slots"]?.value;
+        if (slots) for (const s of Object.values(JSON.parse(slots) as Record<string, { release?: string }>)) if (s.release) keep.add(s.release);
+      }
+      const pruned = await pruneReleases(target.s3, { bucket: buckets[candidate], slot: candidate }, config.retention, keep);
+      if (pruned.length > 0) reporter.emit({ kind: "info", message: `retention: removed ${pruned.join(", ")} from ${candidate}` });
+    }
+    const settled = report.result === "succeeded" ? { slots: { ...config.slots, [candidate]: { release: opts.release } }, stable: candidate } : { slots: config.slots, stable: config.stable };
+    await target.audit.append({
+      action: report.result === "succeeded" ? "deploy" : "revert",
+      actor: actor(),
+      stack: stack.name,
+      release: opts.release,
+      slots: settled.slots,
+      weights: { blue: settled.stable === "blue" ? 100 : 0, green: settled.stable === "green" ? 100 : 0 },
+      result: report.result,
+      reasons: report.rollback ? [report.rollback.reason] : [],
+      timing: { startedAt: new Date(Date.now() - report.durationMs).toISOString(), durationMs: report.durationMs },
+      details: { slot: candidate, steps: report.steps.map((s) => ({ weight: s.weight, verdict: s.verdict, observedShare: s.observedShare })), rollback: report.rollback },
+    });
+    await notify(config.webhooks, `bluegreen ${stack.name}: ${opts.release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
+    const headline = report.result === "succeeded" ? `${opts.release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `rolled back: ${report.rollback?.reason}`;
+    reporter.finish(report, deploySummaryMarkdown(report), headline);
+    if (report.result === "rolled-back") throw new RolledBackError(`${opts.release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}`);
+    return report;
+  } finally {
+    if (unlock) await state.release();
+  }
+}

@@ -1,0 +1,113 @@
+// Read-only commands: `status`, `history` and `verify`. They never change the stack.
+import { otherSlot, type Slot } from "../infra/config";
+import { formatAuditRecord, type AuditRecord } from "./audit";
+import { OperatorNeededError } from "./errors";
+import { describeHolder, driverStateDir, StackState } from "./journal";
+import type { Reporter } from "./output";
+import { HttpProber, probeMany, SECURITY_HEADERS } from "./prober";
+import { verifyAllOn, systemClock } from "./rollout";
+import { parseConfigMap, readLiveConfig } from "./stackConfig";
+import { edgeOf, openTarget } from "./targets";
+
+export interface StatusReport {
+  stack: string;
+  stable: Slot;
+  slots: Record<Slot, { release: string | null }>;
+  weights: Record<Slot, number>;
+  revision: number;
+  rollout: { state: "idle" | "in-progress" | "interrupted"; release?: string; phase?: string; weight?: number; holder?: string };
+  lastUpdate: { version: number; result: string; message: string; endTime: string } | null;
+}
+
+export async function status(stackName: string, reporter: Reporter): Promise<StatusReport> {
+  const target = await openTarget(stackName);
+  try {
+    const { stack } = target;
+    const { config } = await readLiveConfig(stack);
+    const state = new StackState(driverStateDir(target.stateRoot, stack.name));
+    const journal = await state.journal();
+    const lock = await state.lockState();
+    let rollout: StatusReport["rollout"] = { state: "idle" };
+    if (journal) {
+      const state = lock?.live ? "in-progress" : "interrupted";
+      rollout = { state, release: journal.release, phase: journal.phase, weight: journal.weight, holder: describeHolder(journal.holder) };
+    } else if (lock?.live) rollout = { state: "in-progress", holder: describeHolder(lock.holder) };
+    const [last] = await stack.history(1, 1, false);
+    const report: StatusReport = {
+      stack: stack.name,
+      stable: config.stable,
+      slots: { blue: { release: config.slots.blue.release ?? null }, green: { release: config.slots.green.release ?? null } },
+      weights: config.weights,
+      revision: config.revision,
+      rollout,
+      lastUpdate: last ? { version: last.version, result: last.result, message: last.message, endTime: new Date(last.endTime).toISOString() } : null,
+    };
+    const idle = otherSlot(config.stable);
+    const lines = [
+      `stack ${report.stack}: stable ${config.stable} serves ${config.slots[config.stable].release ?? "(nothing)"} at ${config.weights[config.stable]}%; ${idle} holds ${config.slots[idle].release ?? "(nothing)"} at ${config.weights[idle]}%`,
+      rollout.state === "idle" ? "no rollout in progress" : `rollout ${rollout.state}: ${rollout.release ?? ""} ${rollout.phase ?? ""} ${rollout.weight ?? ""}% by ${rollout.holder}${rollout.state === "interrupted" ? `; run: bluegreen rollback --stack ${stack.name}` : ""}`,
+    ];
+    reporter.finish(report, `### bluegreen status ${stack.name}\n\n${lines.join("\n\n")}`, lines.join("\n"));
+    return report;
+  } finally {
+    await target.close();
+  }
+}
+
+export async function history(stackName: string, reporter: Reporter): Promise<{ stack: string; updates: object[]; audit: AuditRecord[] }> {
+  const target = await openTarget(stackName);
+  try {
+    const updates = (await target.stack.history(undefined, undefined, false)).map((u) => {
+      let routing = "";
+      try {
+        const c = parseConfigMap(u.config, stackName).config;
+        routing = `stable ${c.stable}; blue ${c.weights.blue}% ${c.slots.blue.release ?? "-"} / green ${c.weights.green}% ${c.slots.green.release ?? "-"}; rev ${c.revision}`;
+      } catch {
+        routing = "(config not readable)";
+      }
+      return { version: u.version, result: u.result, message: u.message, startTime: new Date(u.startTime).toISOString(), endTime: new Date(u.endTime).toISOString(), routing };
+    });
+    const audit = (await target.audit.store.readLines()).map((l) => JSON.parse(l) as AuditRecord);
+    const text = [
+      `updates of ${stackName} (newest first):`,
+      ...updates.map((u) => `  v${u.version} ${u.endTime} ${u.result.padEnd(9)} ${u.routing}  ${u.message}`),
+      `audit log (${target.audit.store.location}):`,
+      ...audit.map((r) => `  ${formatAuditRecord(r)}`),
+    ].join("\n");
+    const report = { stack: stackName, updates, audit };
+    reporter.finish(report, "```\n" + text + "\n```", text);
+    return report;
+  } finally {
+    await target.close();
+  }
+}
+
+/** Verifies the stable slot takes all viewers, or (with --slot) that a slot passes its checks via the preview route. */
+export async function verify(opts: { stack: string; slot?: Slot }, reporter: Reporter): Promise<object> {
+  const target = await openTarget(opts.stack);
+  const { config, previewToken } = await readLiveConfig(target.stack);
+  const prober = new HttpProber(edgeOf(target, await target.stack.outputs()));
+  const problems: string[] = [];
+  try {
+    if (opts.slot === undefined) {
+      await verifyAllOn({ prober, clock: systemClock }, config.stable, config.slots[config.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath).catch((e: Error) => problems.push(e.message));
+    }
+    const slot = opts.slot ?? config.stable;
+    const preview = previewToken ? { token: previewToken, slot } : undefined;
+    const checks = await probeMany(prober, config.verification.smoke.map((c) => ({ path: c.path, preview })), { concurrency: 4, spreadMs: 0, sleep: systemClock.sleep });
+    checks.forEach((res, i) => {
+      const c = config.verification.smoke[i];
+      if (res.status !== c.status) problems.push(`smoke ${c.path} on ${slot}: status ${res.status}, expected ${c.status}`);
+      else if (c.contains && !res.body.toString("utf8").includes(c.contains)) problems.push(`smoke ${c.path} on ${slot}: body lacks ${JSON.stringify(c.contains)}`);
+      if (res.slot !== slot) problems.push(`smoke ${c.path}: served by ${res.slot ?? "no slot"}, expected ${slot}`);
+      if (config.verification.securityHeaders && (res.missingHeaders?.length ?? 0) > 0) problems.push(`${c.path} lacks ${res.missingHeaders!.join(", ")} (expected ${SECURITY_HEADERS.join(", ")})`);
+    });
+  } finally {
+    prober.close();
+    await target.close();
+  }
+  const report = { stack: opts.stack, slot: opts.slot ?? config.stable, ok: problems.length === 0, problems };
+  reporter.finish(report, `### bluegreen verify ${opts.stack}\n\n${problems.length === 0 ? "all checks passed" : problems.map((p) => `- ${p}`).join("\n")}`, problems.length === 0 ? `${report.slot} passed every check` : problems.join("\n"));
+  if (problems.length > 0) throw new OperatorNeededError(`verification of ${opts.stack} failed: ${problems[0]}`);
+  return report;
+}

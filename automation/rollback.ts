@@ -1,0 +1,132 @@
+// `bluegreen rollback`: Pulumi has no rollback command; its FAQ says to re-apply earlier code and config. The
+// program does not change between releases, only config, so restoring an earlier update's config from
+// `stack.history()` restores the stack. An interrupted rollout (journal present) is finished first.
+// https://www.pulumi.com/docs/iac/support/faq/#how-do-i-roll-back-to-a-previous-version-of-my-stack
+import type { Slot } from "../infra/config";
+import { OperatorNeededError, StackLockedError, UsageError } from "./errors";
+import { describeHolder, driverStateDir, StackState } from "./journal";
+import { notify } from "./notify";
+import type { Reporter } from "./output";
+import type { ConfigMap, UpdateSummary } from "./port";
+import { HttpProber } from "./prober";
+import { awaitRouting, systemClock, verifyAllOn } from "./rollout";
+import { parseConfigMap, restoreConfig, whileRestoring } from "./stackConfig";
+import { actor, edgeOf, openTarget } from "./targets";
+
+export interface RollbackReport {
+  result: "restored";
+  stack: string;
+  /** "interrupted-rollout" when a journal was finished, else the history version restored. */
+  restored: { from: "interrupted-rollout" | "history"; version: number | null; revision: number };
+  stable: Slot;
+  release: string;
+  /** From the start of the command to the edge serving 100 percent of the restored release, verified. */
+  restoreMs: number;
+}
+
+const ROLLBACK_MESSAGE = /^bluegreen rollback: restore update (\d+)/;
+
+function routingOf(config: ConfigMap, stack: string) {
+  return parseConfigMap(config, stack).config;
+}
+
+function settled(u: UpdateSummary, stack: string): boolean {
+  if (u.kind !== "update" || u.result !== "succeeded") return false;
+  try {
+    const c = routingOf(u.config, stack);
+    return c.weights[c.stable] === 100 && c.slots[c.stable].release !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The update to restore: `--to N`, or the newest settled successful update older than what serves now that served a
+ * different release. After a rollback, "what serves now" is the update it restored, so a second rollback walks
+ * further back instead of forward again.
+ */
+export function chooseRollbackTarget(history: readonly UpdateSummary[], stack: string, to?: number): UpdateSummary {
+  const newestFirst = [...history].sort((a, b) => b.version - a.version);
+  if (to !== undefined) {
+    const u = newestFirst.find((h) => h.version === to);
+    if (!u) throw new UsageError(`--to = ${to}: expected an update version of stack ${stack} (${newestFirst.map((h) => h.version).join(", ") || "none"})`);
+    if (!settled(u, stack)) throw new UsageError(`--to = ${to}: expected a successful update that served one release at 100 percent (update ${to} ${u.result === "succeeded" ? "was mid-rollout" : u.result})`);
+    return u;
+  }
+  const current = newestFirst.find((u) => u.kind === "update" && u.result === "succeeded");
+  if (!current) throw new UsageError(`stack ${stack} has no successful update to roll back from`);
+  const restoredFrom = ROLLBACK_MESSAGE.exec(current.message);
+  const floor = restoredFrom ? Number(restoredFrom[1]) : current.version;
+  const servedNow = routingOf(current.config, stack);
+  const release = servedNow.slots[servedNow.stable].release;
+  const target = newestFirst.find((u) => u.version < floor && settled(u, stack) && routingOf(u.config, stack).slots[routingOf(u.config, stack).stable].release !== release);
+  if (!target) throw new UsageError(`stack ${stack} has no earlier successful update serving a release other than ${release ?? "(none)"}: nothing to roll back to`);
+  return target;
+}
+
+export async function rollback(opts: { stack: string; to?: number }, reporter: Reporter): Promise<RollbackReport> {
+  const started = Date.now();
+  const target = await openTarget(opts.stack);
+  const state = new StackState(driverStateDir(target.stateRoot, opts.stack));
+  const lock = await state.acquire(`rollback${opts.to !== undefined ? ` --to ${opts.to}` : ""}`);
+  if (!lock.ok && lock.live) {
+    await target.close();
+    throw new StackLockedError(`stack ${opts.stack} is locked by a rollout in progress: ${describeHolder(lock.holder)}; it reverts by itself on failure or SIGTERM`);
+  }
+  // A dead holder's lock is taken over: finishing its interrupted rollout is exactly what rollback is for.
+  const { stack } = target;
+  const prober = new HttpProber(edgeOf(target, await stack.outputs()));
+  try {
+    const journal = await state.journal();
+    let restore: ConfigMap;
+    let restored: RollbackReport["restored"];
+    let message: string;
+    if (journal) {
+      // Secret values were not written to the journal; the driver never changes them, so the live ones are right.
+      const live = await stack.getAllConfig();
+      restore = { ...journal.snapshot };
+      for (const k of journal.secretKeys) if (live[k]) restore[k] = live[k];
+      restored = { from: "interrupted-rollout", version: null, revision: routingOf(restore, stack.name).revision };
+      message = `bluegreen rollback: finish the interrupted rollout of ${journal.release}`;
+      reporter.emit({ kind: "info", message: `finishing the interrupted rollout of ${journal.release} (${journal.phase} at ${journal.weight}% on ${journal.candidate}, by ${describeHolder(journal.holder)})` });
+    } else {
+      const history = await stack.history(undefined, undefined, true);
+      const chosen = chooseRollbackTarget(history, stack.name, opts.to);
+      restore = chosen.config;
+      restored = { from: "history", version: chosen.version, revision: routingOf(restore, stack.name).revision };
+      message = `bluegreen rollback: restore update ${chosen.version}`;
+      reporter.emit({ kind: "info", message: `restoring the config of update ${chosen.version} (${chosen.endTime ? new Date(chosen.endTime).toISOString() : "?"})` });
+    }
+    const config = routingOf(restore, stack.name);
+    const release = config.slots[config.stable].release ?? "";
+    try {
+      await restoreConfig(stack, restore);
+      await whileRestoring(config.revision, () => stack.up({ message }));
+      await awaitRouting({ prober, clock: systemClock }, config.revision);
+      await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath);
+    } catch (err) {
+      throw new OperatorNeededError(`rollback of ${stack.name} did not complete: ${(err as Error).message.split("\n")[0]}; fix the cause, then run: bluegreen rollback --stack ${stack.name}${opts.to !== undefined ? ` --to ${opts.to}` : ""}`);
+    }
+    await state.clear();
+    const report: RollbackReport = { result: "restored", stack: stack.name, restored, stable: config.stable, release, restoreMs: Date.now() - started };
+    await target.audit.append({
+      action: "rollback",
+      actor: actor(),
+      stack: stack.name,
+      release,
+      slots: config.slots,
+      weights: config.weights,
+      result: "succeeded",
+      reasons: [message],
+      timing: { startedAt: new Date(started).toISOString(), durationMs: report.restoreMs },
+      details: { restored },
+    });
+    await notify(config.webhooks, `bluegreen ${stack.name}: rolled back to ${release} on ${config.stable}`, (m) => reporter.emit({ kind: "info", message: m }));
+    reporter.finish(report, `### bluegreen rollback ${stack.name}\n\n${release} on ${config.stable} serves 100 percent; traffic restored in ${report.restoreMs} ms`, `${release} on ${config.stable} serves 100 percent again: traffic restored in ${report.restoreMs} ms`);
+    return report;
+  } finally {
+    prober.close();
+    await state.release();
+    await target.close();
+  }
+}

@@ -1,0 +1,292 @@
+// The rollout state machine: stage → verify candidate → (set weight → up → verify routing → bake → judge)* → done,
+// or revert to the exact pre-rollout config. All I/O is injected: stack, prober, clock, progress, journal.
+import { createHash } from "node:crypto";
+import type { Slot, StackConfig } from "../infra/config";
+import { analyseStep, type Finding, type Sample, type SlotMetrics, type Verdict } from "./analysis";
+import { OperatorNeededError } from "./errors";
+import type { LockHolder, StackState } from "./journal";
+import { redactSecrets } from "./journal";
+import { candidateWeight, stageConfig, stepConfig, type TrafficPlan } from "./plan";
+import type { ConfigMap, DeploymentStack } from "./port";
+import { probeMany, type Prober, type ProbeRequest, type ProbeResponse } from "./prober";
+import type { Manifest } from "./releases";
+import { restoreConfig, whileRestoring, writeRouting } from "./stackConfig";
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+
+export type ProgressEvent =
+  | { kind: "info"; message: string }
+  | { kind: "step"; step: StepReport; total: number }
+  | { kind: "rollback"; rollback: RollbackReport };
+
+export interface Progress {
+  emit(event: ProgressEvent): void;
+}
+
+export interface StepReport {
+  index: number;
+  weight: number;
+  verdict: Verdict | "up-failed" | "not-propagated" | "aborted";
+  observedShare: number;
+  viewerSamples: number;
+  metrics: Record<Slot, SlotMetrics> | null;
+  findings: Finding[];
+  timings: { configMs: number; upMs: number; propagationMs: number; bakeMs: number };
+}
+
+export interface RollbackReport {
+  reason: string;
+  step: number | null;
+  weight: number;
+  metric: string | null;
+  /** The revision the restored (pre-rollout) config carries. */
+  restoredRevision: number;
+  /** From the failing judgement to the edge serving 100 percent stable, verified. */
+  restoreMs: number;
+}
+
+export interface DeployReport {
+  result: "succeeded" | "rolled-back" | "failed";
+  stack: string;
+  release: string;
+  slot: Slot;
+  stable: Slot;
+  steps: StepReport[];
+  rollback: RollbackReport | null;
+  durationMs: number;
+}
+
+export interface RolloutDeps {
+  stack: DeploymentStack;
+  prober: Prober;
+  clock: Clock;
+  progress: Progress;
+  state: StackState;
+  holder: LockHolder;
+  /** Aborted on SIGINT/SIGTERM: the rollout reverts before returning. */
+  signal: AbortSignal;
+  concurrency?: number;
+}
+
+export interface RolloutInput {
+  plan: TrafficPlan;
+  config: StackConfig;
+  /** getAllConfig() before the rollout: what a revert restores, exactly. */
+  snapshot: ConfigMap;
+  previewToken: string;
+  manifest: Manifest;
+}
+
+/** Path the viewer-request function answers itself with the routing revision it currently reads from the KVS. */
+export const ROUTING_PROBE_PATH = "/.bluegreen/routing";
+const PROPAGATION_TIMEOUT_MS = 180_000;
+const PROPAGATION_POLL_MS = 100;
+
+class StepFailed extends Error {
+  constructor(readonly finding: { metric: string; message: string }) {
+    super(finding.message);
+  }
+}
+
+export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promise<DeployReport> {
+  const { plan, config, snapshot } = input;
+  const started = deps.clock.now();
+  const steps: StepReport[] = [];
+  const expected: Record<Slot, string> = { blue: config.slots.blue.release ?? "", green: config.slots.green.release ?? "" };
+  expected[plan.candidate] = plan.release;
+  const staged = stageConfig(config, plan);
+  const { snapshot: diskSnapshot, secretKeys } = redactSecrets(snapshot);
+  const journal = (phase: "staging" | "shifting" | "reverting", step: number) =>
+    deps.state.record({ stack: deps.stack.name, release: plan.release, candidate: plan.candidate, stable: plan.stable, phase, step, weight: candidateWeight(plan, step, false), snapshot: diskSnapshot, secretKeys, holder: deps.holder, updatedAt: "" });
+  const report = (result: DeployReport["result"], rollback: RollbackReport | null, stable: Slot): DeployReport => ({
+    result,
+    stack: deps.stack.name,
+    release: plan.release,
+    slot: plan.candidate,
+    stable,
+    steps,
+    rollback,
+    durationMs: deps.clock.now() - started,
+  });
+
+  let failedAt = -1;
+  let failure: { metric: string; message: string } | undefined;
+  try {
+    await journal("staging", -1);
+    deps.progress.emit({ kind: "info", message: `staging release ${plan.release} on ${plan.candidate} (no viewer traffic)` });
+    await writeRouting(deps.stack, staged);
+    await up(deps, `bluegreen deploy ${plan.release}: stage on ${plan.candidate}`);
+    await awaitRouting(deps, staged.revision);
+    await verifyCandidate(deps, input, plan.candidate);
+
+    for (let i = 0; i < plan.steps.length; i++) {
+      failedAt = i;
+      checkAbort(deps);
+      await journal("shifting", i);
+      const step = await runStep(deps, input, staged, expected, i);
+      steps.push(step);
+      deps.progress.emit({ kind: "step", step, total: plan.steps.length });
+      if (step.verdict === "failed" || step.verdict === "up-failed" || step.verdict === "not-propagated" || (step.verdict === "inconclusive" && config.rollout.inconclusive === "fail")) {
+        const f = step.findings[0];
+        throw new StepFailed({ metric: f?.metric ?? step.verdict, message: f?.message ?? step.verdict });
+      }
+    }
+    await deps.state.clear();
+    deps.progress.emit({ kind: "info", message: `release ${plan.release} serves 100 percent on ${plan.candidate}, now the stable slot` });
+    return report("succeeded", null, plan.candidate);
+  } catch (err) {
+    failure = err instanceof StepFailed ? err.finding : { metric: deps.signal.aborted ? "interrupted" : "error", message: err instanceof Error ? err.message : String(err) };
+  }
+
+  // Revert: the exact pre-rollout config, `up`, and proof that the stable slot takes all traffic again.
+  const failedClock = deps.clock.now();
+  const weight = failedAt >= 0 ? plan.steps[failedAt] : 0;
+  deps.progress.emit({ kind: "info", message: `reverting to the pre-rollout config: ${failure.message}` });
+  await journal("reverting", failedAt);
+  try {
+    await restoreConfig(deps.stack, snapshot);
+    await whileRestoring(config.revision, () => up(deps, `bluegreen revert ${plan.release}: ${failure.message}`.slice(0, 200)));
+    await awaitRouting(deps, config.revision);
+    await verifyAllOn(deps, plan.stable, expected[plan.stable], Math.max(config.rollout.minSamples, 50));
+  } catch (err) {
+    throw new OperatorNeededError(
+      `revert of ${deps.stack.name} did not complete (${err instanceof Error ? err.message : String(err)}); run: bluegreen rollback --stack ${deps.stack.name}`,
+    );
+  }
+  await deps.state.clear();
+  const rollback: RollbackReport = {
+    reason: failure.message,
+    step: failedAt >= 0 ? failedAt : null,
+    weight,
+    metric: failure.metric,
+    restoredRevision: config.revision,
+    restoreMs: deps.clock.now() - failedClock,
+  };
+  deps.progress.emit({ kind: "rollback", rollback });
+  return report("rolled-back", rollback, plan.stable);
+}
+
+function checkAbort(deps: RolloutDeps): void {
+  if (deps.signal.aborted) throw new StepFailed({ metric: "interrupted", message: `interrupted by ${String(deps.signal.reason ?? "a signal")}` });
+}
+
+async function up(deps: RolloutDeps, message: string): Promise<void> {
+  await deps.stack.up({ message });
+}
+
+async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConfig, expected: Record<Slot, string>, index: number): Promise<StepReport> {
+  const { plan, config } = input;
+  const next = stepConfig(staged, plan, index);
+  const weight = plan.steps[index];
+  const t0 = deps.clock.now();
+  const base: StepReport = { index, weight, verdict: "failed", observedShare: 0, viewerSamples: 0, metrics: null, findings: [], timings: { configMs: 0, upMs: 0, propagationMs: 0, bakeMs: 0 } };
+  await writeRouting(deps.stack, next);
+  const t1 = deps.clock.now();
+  base.timings.configMs = t1 - t0;
+  try {
+    await up(deps, `bluegreen deploy ${plan.release}: ${plan.candidate} at ${weight}%`);
+  } catch (err) {
+    base.timings.upMs = deps.clock.now() - t1;
+    return { ...base, verdict: "up-failed", findings: [{ metric: "error-rate", slot: plan.candidate, message: `pulumi up failed at ${weight}%: ${firstLine(err)}` }] };
+  }
+  const t2 = deps.clock.now();
+  base.timings.upMs = t2 - t1;
+  try {
+    await awaitRouting(deps, next.revision);
+  } catch (err) {
+    return { ...base, verdict: "not-propagated", findings: [{ metric: "share", slot: plan.candidate, message: firstLine(err) }] };
+  }
+  const t3 = deps.clock.now();
+  base.timings.propagationMs = t3 - t2;
+
+  const samples = await bake(deps, input, plan.bakeMs);
+  base.timings.bakeMs = deps.clock.now() - t3;
+  checkAbort(deps);
+  const analysis = analyseStep({
+    samples,
+    stable: plan.stable,
+    candidate: plan.candidate,
+    expected,
+    thresholds: config.rollout,
+    aimedAt: samples.map((s) => (s as ProbeResponse & { aimedAt?: Slot }).aimedAt),
+  });
+  return { ...base, verdict: analysis.verdict, observedShare: analysis.observedShare, viewerSamples: analysis.viewerSamples, metrics: analysis.metrics, findings: analysis.findings };
+}
+
+/** Probes for the bake: fresh viewers (they measure the split) plus preview requests to each slot (they guarantee
+ * enough samples per slot even at 10 percent). */
+async function bake(deps: RolloutDeps, input: RolloutInput, bakeMs: number): Promise<(Sample & { aimedAt?: Slot })[]> {
+  const { config, previewToken } = input;
+  const n = config.rollout.probesPerStep;
+  const path = config.verification.healthPath;
+  const requests: (ProbeRequest & { aimedAt?: Slot })[] = [];
+  for (let i = 0; i < n; i++) {
+    requests.push({ path });
+    const slot: Slot = i % 2 === 0 ? "blue" : "green";
+    requests.push({ path, preview: { token: previewToken, slot }, aimedAt: slot });
+  }
+  const results = await probeMany(deps.prober, requests, {
+    concurrency: deps.concurrency ?? 16,
+    spreadMs: bakeMs,
+    sleep: (ms) => deps.clock.sleep(ms),
+    aborted: () => deps.signal.aborted,
+  });
+  const check = config.verification.securityHeaders;
+  return results.map((r, i) => ({ ...r, missingHeaders: check ? r.missingHeaders : [], aimedAt: requests[i].aimedAt }));
+}
+
+/** Every manifest file through the preview route, hash-checked, then the smoke checks: before any viewer traffic. */
+async function verifyCandidate(deps: RolloutDeps, input: RolloutInput, slot: Slot): Promise<void> {
+  const preview = { token: input.previewToken, slot };
+  const files = Object.entries(input.manifest.files);
+  const responses = await probeMany(deps.prober, files.map(([file]) => ({ path: `/${file}`, preview })), { concurrency: deps.concurrency ?? 16, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
+  responses.forEach((res, i) => {
+    const [file, entry] = files[i];
+    const hash = createHash("sha256").update(res.body).digest("hex");
+    if (res.status !== 200 || hash !== entry.sha256 || res.release !== input.plan.release) {
+      throw new StepFailed({ metric: "release", message: `${slot} serves /${file} with status ${res.status}, release ${res.release ?? "(none)"}, sha256 ${hash.slice(0, 12)}; expected 200, ${input.plan.release}, ${entry.sha256.slice(0, 12)}` });
+    }
+  });
+  for (const check of input.config.verification.smoke) {
+    const res = await deps.prober.probe({ path: check.path, preview });
+    if (res.status !== check.status || (check.contains !== undefined && !res.body.toString("utf8").includes(check.contains))) {
+      throw new StepFailed({ metric: "smoke", message: `smoke check ${check.path} on ${slot}: status ${res.status}${check.contains ? `, body ${res.body.toString("utf8").includes(check.contains) ? "contains" : "lacks"} ${JSON.stringify(check.contains)}` : ""}; expected ${check.status}` });
+    }
+  }
+  deps.progress.emit({ kind: "info", message: `${slot} verified through the preview route: ${files.length} files hash-checked, ${input.config.verification.smoke.length} smoke checks passed` });
+}
+
+/** VerifyWeight: waits until the edge reads the routing revision just written. */
+export async function awaitRouting(deps: Pick<RolloutDeps, "prober" | "clock">, revision: number): Promise<void> {
+  const deadline = deps.clock.now() + PROPAGATION_TIMEOUT_MS;
+  let seen: string = "nothing";
+  while (deps.clock.now() < deadline) {
+    const res = await deps.prober.probe({ path: ROUTING_PROBE_PATH });
+    if (res.status === 200) {
+      const rev = (JSON.parse(res.body.toString("utf8")) as { rev?: number }).rev;
+      if (rev === revision) return;
+      seen = `revision ${rev}`;
+    } else seen = `status ${res.status}`;
+    await deps.clock.sleep(PROPAGATION_POLL_MS);
+  }
+  throw new Error(`the edge did not serve routing revision ${revision} within ${PROPAGATION_TIMEOUT_MS / 1000} s (it served ${seen})`);
+}
+
+/** Proves a slot takes all traffic: fresh viewers only, each must land on it and get its release. */
+export async function verifyAllOn(deps: Pick<RolloutDeps, "prober" | "clock">, slot: Slot, release: string, count: number, path = "/version.json"): Promise<void> {
+  const res = await probeMany(deps.prober, Array.from({ length: count }, () => ({ path })), { concurrency: 16, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
+  const off = res.filter((r) => r.slot !== slot || r.release !== release || r.status >= 500);
+  if (off.length > 0) {
+    const r = off[0];
+    throw new Error(`${off.length} of ${count} viewers were not served ${slot}/${release} (e.g. status ${r.status}, ${r.slot ?? "no slot"}/${r.release ?? "no release"})`);
+  }
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0];
+}
