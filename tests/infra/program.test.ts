@@ -1,5 +1,6 @@
 // The real infra/ program, run for each stack file under Pulumi mocks (the local engine's runner): what it
 // declares must be the private-origin, TLS-only, weighted blue/green setup of design section 3.
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { expect } from "chai";
@@ -207,6 +208,27 @@ describe("revision guard", function () {
     expect(check.failures).to.have.length(1);
     expect(check.failures?.[0].property).to.equal("revision");
     expect(check.failures?.[0].reason).to.match(/revision = 3 is older than the deployed routing revision 5: .*`pulumi config refresh --stack staging`/);
+  });
+
+  it("keeps its rule in the provider Pulumi serializes for the engine (a fresh process loads it as the dynamic-provider host does)", function () {
+    // Registers one guard under mocks in a child process (Pulumi's runtime state is global), captures the
+    // serialized __provider and loads it with require-from-string, as @pulumi/pulumi/cmd/dynamic-provider does.
+    const script = `
+      const pulumi = require("@pulumi/pulumi");
+      let serialized;
+      pulumi.runtime.setMocks({ newResource: (a) => { serialized = serialized || a.inputs.__provider; return { id: "guard", state: a.inputs }; }, call: () => ({}) }, "picasso-widget", "staging").then(async () => {
+        const { RevisionGuard } = require(${JSON.stringify(path.join(__dirname, "..", "..", "infra", "components", "revisionGuard.ts"))});
+        new RevisionGuard("revision-guard", { stack: "staging", revision: 3 });
+        await pulumi.runtime.disconnect();
+        const provider = require("require-from-string")(serialized).handler();
+        const stale = await provider.check({ stack: "staging", revision: 5 }, { stack: "staging", revision: 3 });
+        const raised = await provider.check({ stack: "staging", revision: 2 }, { stack: "staging", revision: 3 });
+        process.stdout.write(JSON.stringify({ stale, raised }));
+      });`;
+    const out = execFileSync(process.execPath, ["--require", require.resolve("tsx/cjs"), "-e", script], { cwd: path.join(__dirname, "..", ".."), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const { stale, raised } = JSON.parse(out) as Record<string, ReturnType<typeof checkRevision>>;
+    expect(stale.failures?.[0].reason).to.match(/revision = 3 is older than the deployed routing revision 5: .*`pulumi config refresh --stack staging`/);
+    expect(raised.failures).to.equal(undefined);
   });
 
   it("accepts the first deployment, the same revision and a raised one", function () {
