@@ -3,10 +3,10 @@
 // chain at that line, which `verifyAuditLines` names. Stored with the stack: a file in the local state folder, or one
 // S3 object per record on AWS (a versioned bucket; nothing is ever overwritten in place).
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { createHash } from "node:crypto";
 import { mkdir, open, readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { z } from "zod";
+import { sha256Hex } from "../infra/routing";
 import { OperatorNeededError } from "./errors";
 import { DEFAULT_STATE_DIR, stackDir } from "./local/state";
 
@@ -42,10 +42,6 @@ export type AuditRecord = z.infer<typeof auditRecordSchema>;
 export type AuditEntry = Omit<AuditRecord, "seq" | "time" | "prevHash">;
 
 export type AuditVerdict = { ok: true; count: number } | { ok: false; line: number; reason: string };
-
-export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
-}
 
 /**
  * Checks a log's lines (1-based numbers in the verdict). A line counts as good only when the next line vouches for

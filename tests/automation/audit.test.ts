@@ -5,8 +5,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { AuditLog, type AuditEntry, FileAuditStore, GENESIS_HASH, localAuditLog, S3AuditStore, sha256Hex, verifyAuditLines } from "../../automation/audit";
+import { AuditLog, type AuditEntry, FileAuditStore, GENESIS_HASH, localAuditLog, S3AuditStore, verifyAuditLines } from "../../automation/audit";
 import { OperatorNeededError } from "../../automation/errors";
+import { sha256Hex } from "../../infra/routing";
 import { localS3Client, type LocalS3, startS3 } from "../../automation/local/s3";
 
 const REPO = path.resolve(__dirname, "..", "..");
