@@ -141,7 +141,12 @@ async function run(input: ChildInput): Promise<ProgramResult> {
   return { resources, outputs: plain(outputs) as Record<string, unknown> };
 }
 
+let finished = false;
+
 function finish(output: ChildOutput): void {
+  // One document only, even when a second failure arrives while the first is being written.
+  if (finished) return;
+  finished = true;
   process.stdout.write(JSON.stringify(output) + "\n", () => process.exit(0));
 }
 
