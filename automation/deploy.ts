@@ -1,6 +1,6 @@
 // `bluegreen deploy`: validate everything first (bad input changes nothing), take the stack's lock, sync the config
 // with the last deployment, upload the release to the idle slot, then hand over to the rollout state machine.
-import { otherSlot, releaseIdProblem, rolloutSchema, type Slot } from "../infra/config";
+import { releaseIdProblem, rolloutSchema, type Slot } from "../infra/config";
 import { OperatorNeededError, RolledBackError, StackLockedError, UsageError } from "./errors";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import { notify } from "./notify";
@@ -90,12 +90,12 @@ async function deployTo(
       );
     }
     if (live.previewToken === undefined) throw new UsageError(`stack ${stack.name}: picasso-widget:previewToken = (missing): expected a secret; the candidate is verified through the preview route`);
-    const candidate: Slot = otherSlot(config.stable);
     if (config.slots[config.stable].release === opts.release) {
       throw new UsageError(`--release = ${JSON.stringify(opts.release)}: expected a release other than the one ${config.stable} already serves`);
     }
     const nextRevision = Math.max(config.revision, ...history.map((u) => Number(u.config["picasso-widget:revision"]?.value ?? 0))) + 1;
     const plan = planRollout(config, { release: opts.release, steps: opts.steps, bakeMs: opts.bakeMs, nextRevision });
+    const candidate: Slot = plan.candidate;
 
     if (opts.dryRun) {
       reporter.emit({ kind: "info", message: `dry run: ${opts.release} (${Object.keys(manifest.files).length} files) → ${candidate}; steps ${plan.steps.join(", ")}; bake ${plan.bakeMs} ms; revisions ${plan.firstRevision}..${plan.firstRevision + plan.steps.length}; nothing changed` });

@@ -5,8 +5,10 @@ import { otherSlot, type Slot, type StackConfig } from "../infra/config";
 export interface TrafficPlan {
   release: string;
   stable: Slot;
-  /** The slot receiving the release (the idle one). */
+  /** The slot receiving the release: the idle one, or the stable one itself on a fresh stack (bootstrap). */
   candidate: Slot;
+  /** The stable slot serves nothing yet: the first release goes straight onto it; there is nothing to shift from. */
+  bootstrap: boolean;
   /** Percent of traffic on the candidate at each step; strictly increasing, ends at 100. */
   steps: number[];
   bakeMs: number;
@@ -15,11 +17,13 @@ export interface TrafficPlan {
 }
 
 export function planRollout(config: StackConfig, opts: { release: string; steps?: number[]; bakeMs?: number; nextRevision: number }): TrafficPlan {
+  const bootstrap = config.slots[config.stable].release === undefined;
   return {
     release: opts.release,
     stable: config.stable,
-    candidate: otherSlot(config.stable),
-    steps: opts.steps ?? config.rollout.steps,
+    candidate: bootstrap ? config.stable : otherSlot(config.stable),
+    bootstrap,
+    steps: bootstrap ? [100] : (opts.steps ?? config.rollout.steps),
     bakeMs: opts.bakeMs ?? config.rollout.bakeSeconds * 1000,
     firstRevision: opts.nextRevision,
   };
@@ -31,6 +35,7 @@ export function candidateWeight(plan: TrafficPlan, index: number, aborted: boole
 }
 
 export function weightsFor(plan: TrafficPlan, candidatePercent: number): Record<Slot, number> {
+  if (plan.bootstrap) return { [plan.stable]: 100, [otherSlot(plan.stable)]: 0 } as Record<Slot, number>;
   return { [plan.candidate]: candidatePercent, [plan.stable]: 100 - candidatePercent } as Record<Slot, number>;
 }
 

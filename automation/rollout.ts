@@ -118,7 +118,10 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
   let failure: { metric: string; message: string } | undefined;
   try {
     await journal("staging", -1);
-    deps.progress.emit({ kind: "info", message: `staging release ${plan.release} on ${plan.candidate} (no viewer traffic)` });
+    deps.progress.emit({
+      kind: "info",
+      message: plan.bootstrap ? `first release of the stack: ${plan.release} goes straight onto ${plan.candidate}` : `staging release ${plan.release} on ${plan.candidate} (no viewer traffic)`,
+    });
     await writeRouting(deps.stack, staged);
     await up(deps, `bluegreen deploy ${plan.release}: stage on ${plan.candidate}`);
     await awaitRouting(deps, staged.revision);
@@ -152,7 +155,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     await restoreConfig(deps.stack, snapshot);
     await whileRestoring(config.revision, () => up(deps, `bluegreen revert ${plan.release}: ${failure.message}`.slice(0, 200)));
     await awaitRouting(deps, config.revision);
-    await verifyAllOn(deps, plan.stable, expected[plan.stable], Math.max(config.rollout.minSamples, 50));
+    await verifyAllOn(deps, plan.stable, config.slots[plan.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath);
   } catch (err) {
     throw new OperatorNeededError(
       `revert of ${deps.stack.name} did not complete (${err instanceof Error ? err.message : String(err)}); run: bluegreen rollback --stack ${deps.stack.name}`,
@@ -225,13 +228,15 @@ async function bake(deps: RolloutDeps, input: RolloutInput, bakeMs: number): Pro
   const n = config.rollout.probesPerStep;
   const path = config.verification.healthPath;
   const requests: (ProbeRequest & { aimedAt?: Slot })[] = [];
+  // Preview probes measure the two slots the verdict compares; on a fresh stack that is one slot.
+  const measured: Slot[] = input.plan.bootstrap ? [input.plan.candidate] : [input.plan.candidate, input.plan.stable];
   for (let i = 0; i < n; i++) {
     requests.push({ path });
-    const slot: Slot = i % 2 === 0 ? "blue" : "green";
+    const slot = measured[i % measured.length];
     requests.push({ path, preview: { token: previewToken, slot }, aimedAt: slot });
   }
   const results = await probeMany(deps.prober, requests, {
-    concurrency: deps.concurrency ?? 16,
+    concurrency: deps.concurrency ?? 8,
     spreadMs: bakeMs,
     sleep: (ms) => deps.clock.sleep(ms),
     aborted: () => deps.signal.aborted,
@@ -244,7 +249,7 @@ async function bake(deps: RolloutDeps, input: RolloutInput, bakeMs: number): Pro
 async function verifyCandidate(deps: RolloutDeps, input: RolloutInput, slot: Slot): Promise<void> {
   const preview = { token: input.previewToken, slot };
   const files = Object.entries(input.manifest.files);
-  const responses = await probeMany(deps.prober, files.map(([file]) => ({ path: `/${file}`, preview })), { concurrency: deps.concurrency ?? 16, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
+  const responses = await probeMany(deps.prober, files.map(([file]) => ({ path: `/${file}`, preview })), { concurrency: deps.concurrency ?? 8, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
   responses.forEach((res, i) => {
     const [file, entry] = files[i];
     const hash = createHash("sha256").update(res.body).digest("hex");
@@ -277,10 +282,13 @@ export async function awaitRouting(deps: Pick<RolloutDeps, "prober" | "clock">, 
   throw new Error(`the edge did not serve routing revision ${revision} within ${PROPAGATION_TIMEOUT_MS / 1000} s (it served ${seen})`);
 }
 
-/** Proves a slot takes all traffic: fresh viewers only, each must land on it and get its release. */
+/**
+ * Proves a slot takes all traffic: fresh viewers only, each must land on it and get its release. A slot with no
+ * release (a fresh stack reverted to nothing) must answer every viewer 503.
+ */
 export async function verifyAllOn(deps: Pick<RolloutDeps, "prober" | "clock">, slot: Slot, release: string, count: number, path = "/version.json"): Promise<void> {
-  const res = await probeMany(deps.prober, Array.from({ length: count }, () => ({ path })), { concurrency: 16, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
-  const off = res.filter((r) => r.slot !== slot || r.release !== release || r.status >= 500);
+  const res = await probeMany(deps.prober, Array.from({ length: count }, () => ({ path })), { concurrency: 8, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
+  const off = release === "" ? res.filter((r) => r.status !== 503 || r.slot !== undefined) : res.filter((r) => r.slot !== slot || r.release !== release || r.status >= 500);
   if (off.length > 0) {
     const r = off[0];
     throw new Error(`${off.length} of ${count} viewers were not served ${slot}/${release} (e.g. status ${r.status}, ${r.slot ?? "no slot"}/${r.release ?? "no release"})`);
