@@ -1,7 +1,6 @@
 // HTTP probes over real sockets: through the edge as a fresh viewer, or through the preview route to one slot.
 import * as http from "node:http";
 import * as https from "node:https";
-import { randomUUID } from "node:crypto";
 import type { Slot } from "../infra/config";
 import type { Sample } from "./analysis";
 
@@ -46,7 +45,7 @@ export class HttpProber implements Prober {
 
   probe(request: ProbeRequest): Promise<ProbeResponse> {
     const url = new URL(request.path, this.base);
-    const headers: Record<string, string> = { "cache-control": "no-cache", "x-bluegreen-probe": randomUUID() };
+    const headers: Record<string, string> = { "user-agent": "bluegreen-probe" };
     if (this.target.host) headers.host = this.target.host;
     if (request.cookie) headers.cookie = request.cookie;
     if (request.preview) headers[PREVIEW_HEADER] = `${request.preview.token}:${request.preview.slot}`;

@@ -45,9 +45,11 @@ const CONTENT_TYPES: Record<string, string> = {
 const FINGERPRINTED = /\.[0-9a-f]{8,}\.[a-z0-9]+$/i;
 
 export function cacheControlFor(file: string): string {
-  // Entry points must revalidate so a shift in weights is seen at once; fingerprinted assets never change.
-  // https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/Cache-Control#caching_static_assets
-  if (file.endsWith(".html") || path.basename(file) === "version.json") return "public, max-age=0, must-revalidate";
+  // Browsers ask for "/" whatever the slot, so entry points must revalidate there (max-age=0) for a weight shift
+  // to reach them. The edge caches under `/<slot>/<release>/...`, which never changes once uploaded, so CloudFront
+  // may keep it long (s-maxage wins over max-age for shared caches); fingerprinted assets never change anywhere.
+  // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/Expiration.html
+  if (file.endsWith(".html") || path.basename(file) === "version.json") return "public, max-age=0, must-revalidate, s-maxage=31536000";
   if (FINGERPRINTED.test(file)) return "public, max-age=31536000, immutable";
   return "public, max-age=300";
 }

@@ -1,0 +1,93 @@
+// Shared by the driver's end-to-end tests: a local cloud in a temp folder, advertised so that the CLI run as a child
+// process (BLUEGREEN_STATE_DIR) and in-process calls both reach the very same S3, edge and engine.
+import { spawn, type ChildProcess } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { startLocalCloud, type LocalCloud } from "../../automation/local/cloud";
+import { REPO_ROOT } from "../../automation/local/state";
+import type { ConfigMap } from "../../automation/port";
+
+export const RELEASES_DIR = path.join(REPO_ROOT, "examples", "widget", "releases");
+export const PREVIEW_TOKEN = "local-preview-token-0123456789"; // stacks/Pulumi.local.yaml
+const BIN = path.join(REPO_ROOT, "bin", "bluegreen.js");
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface E2E {
+  stateDir: string;
+  cloud: LocalCloud;
+  env: NodeJS.ProcessEnv;
+  /** Runs `bluegreen ...args` as a child process to completion. */
+  cli(args: string[]): Promise<CliResult>;
+  /** Starts `bluegreen ...args`; `done` settles when it exits. */
+  start(args: string[]): { child: ChildProcess; done: Promise<CliResult>; stderrSoFar(): string };
+  /** A release folder: the 2.0.0 sample with its version and text changed to `release` (distinct bytes). */
+  release(id: string): string;
+  /** Sets rollout/verification keys on the local stack and applies them (deploy syncs config from the last update). */
+  tune(values: Record<string, unknown>): Promise<void>;
+  config(): Promise<ConfigMap>;
+  close(): Promise<void>;
+}
+
+export async function startE2E(): Promise<E2E> {
+  const stateDir = mkdtempSync(path.join(tmpdir(), "bluegreen-e2e-"));
+  const cloud = await startLocalCloud({ stateDir, advertise: true });
+  const work = mkdtempSync(path.join(tmpdir(), "bluegreen-releases-"));
+  const env = { ...process.env, BLUEGREEN_STATE_DIR: stateDir, NO_COLOR: "1", CI: "true", GITHUB_STEP_SUMMARY: "" };
+  const start = (args: string[]) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const done = new Promise<CliResult>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
+    return { child, done, stderrSoFar: () => stderr };
+  };
+  return {
+    stateDir,
+    cloud,
+    env,
+    cli: (args) => start(args).done,
+    start,
+    release(id) {
+      const dir = path.join(work, id);
+      cpSync(path.join(RELEASES_DIR, "2.0.0"), dir, { recursive: true });
+      writeFileSync(path.join(dir, "version.json"), JSON.stringify({ release: id }) + "\n");
+      const index = path.join(dir, "index.html");
+      writeFileSync(index, readFileSync(index, "utf8").replace(/2\.0\.0/g, id));
+      return dir;
+    },
+    async tune(values) {
+      const stack = cloud.stack("local");
+      const current = await stack.getAllConfig();
+      const next: ConfigMap = {};
+      for (const [key, value] of Object.entries(values)) {
+        const full = `picasso-widget:${key}`;
+        const base = current[full] ? (JSON.parse(current[full].value) as Record<string, unknown>) : {};
+        next[full] = { value: JSON.stringify({ ...base, ...(value as Record<string, unknown>) }), secret: false };
+      }
+      await stack.setAllConfig(next);
+      await stack.up({ message: "test: tune rollout settings" });
+    },
+    config: () => cloud.stack("local").getAllConfig(),
+    async close() {
+      await cloud.close();
+      rmSync(stateDir, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
+export function parseJson<T>(text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`stdout is not one JSON document:\n${text.slice(0, 2000)}`);
+  }
+}
