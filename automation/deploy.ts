@@ -1,13 +1,13 @@
 // `bluegreen deploy`: validate everything first (bad input changes nothing), take the stack's lock, sync the config
 // with the last deployment, upload the release to the idle slot, then hand over to the rollout state machine.
-import { releaseIdProblem, rolloutSchema, type Slot } from "../infra/config";
+import { releaseIdProblem, rolloutSchema, type Slot, type StackConfig } from "../infra/config";
 import { OperatorNeededError, RolledBackError, StackLockedError, UsageError } from "./errors";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import { notify } from "./notify";
 import { deploySummaryMarkdown, Reporter } from "./output";
 import { planRollout } from "./plan";
 import { HttpProber } from "./prober";
-import { buildManifest, pruneReleases, readManifest, sameBytes, uploadRelease } from "./releases";
+import { buildManifest, pruneReleases, readManifest, readRelease, sameBytes, uploadRelease, type Manifest } from "./releases";
 import { runRollout, systemClock, type DeployReport } from "./rollout";
 import { readLiveConfig } from "./stackConfig";
 import { actor, edgeOf, openTarget, type Target } from "./targets";
@@ -51,19 +51,43 @@ export async function deploy(opts: DeployOptions, reporter: Reporter): Promise<D
   const { manifest, bodies } = await buildManifest(opts.artifact, opts.release);
   const target = await openTarget(opts.stack);
   try {
-    return await deployTo(target, opts, manifest, bodies, reporter);
+    return await shipRelease(
+      target,
+      { action: "deploy", manifest, bodies, subject: `--release = ${JSON.stringify(opts.release)}`, steps: opts.steps, bakeMs: opts.bakeMs, dryRun: opts.dryRun },
+      reporter,
+    );
   } finally {
     await target.close();
   }
 }
 
-async function deployTo(
-  target: Target,
-  opts: DeployOptions,
-  manifest: Awaited<ReturnType<typeof buildManifest>>["manifest"],
-  bodies: Map<string, Buffer>,
-  reporter: Reporter,
-): Promise<DeployReport | undefined> {
+/** A release ready to ship: its manifest and every file's bytes, built from a folder (deploy) or read from a stack (promote). */
+export interface Shipment {
+  action: "deploy" | "promote";
+  manifest: Manifest;
+  bodies: ReadonlyMap<string, Buffer>;
+  /** How refusals name the release: the flag and value it came from. */
+  subject: string;
+  steps?: number[];
+  bakeMs?: number;
+  dryRun?: boolean;
+  /** Re-read every uploaded object from the bucket and check it against the manifest's SHA-256 before any traffic moves. */
+  proveUpload?: boolean;
+  /**
+   * Runs once every check has passed and before anything changes (promote's approval gate); may refuse by throwing.
+   * What it returns goes into the audit record's details.
+   */
+  beforeChange?: (config: StackConfig) => Promise<Record<string, unknown>>;
+}
+
+/**
+ * The rollout of an already-built release on an open stack: lock, sync the config with the last deployment, check,
+ * upload to the idle slot, run the rollout state machine, prune, audit, notify, report. Shared by deploy and promote.
+ */
+export async function shipRelease(target: Target, shipment: Shipment, reporter: Reporter): Promise<DeployReport | undefined> {
+  const { manifest, bodies, subject } = shipment;
+  const release = manifest.release;
+  const dryRun = shipment.dryRun ?? false;
   const { stack } = target;
   const state = new StackState(driverStateDir(target.stateRoot, stack.name));
   const interrupted = await state.journal();
@@ -72,7 +96,7 @@ async function deployTo(
       `stack ${stack.name} has an interrupted rollout of ${interrupted.release} (${interrupted.phase}, ${interrupted.weight}% on ${interrupted.candidate}, by ${describeHolder(interrupted.holder)}); run: bluegreen rollback --stack ${stack.name}`,
     );
   }
-  const lock = opts.dryRun ? undefined : await state.acquire(`deploy ${opts.release}`);
+  const lock = dryRun ? undefined : await state.acquire(`${shipment.action} ${release}`);
   if (lock !== undefined && !lock.ok) {
     if (lock.live) throw new StackLockedError(`stack ${stack.name} is locked by a rollout in progress: ${describeHolder(lock.holder)}`);
     throw new OperatorNeededError(`stack ${stack.name} is locked by ${describeHolder(lock.holder)}, which is no longer running; run: bluegreen rollback --stack ${stack.name}`);
@@ -81,7 +105,7 @@ async function deployTo(
   try {
     const history = await stack.history();
     // A CI checkout's stack file is older than what earlier runs deployed: start from the last deployment's config.
-    if (!opts.dryRun && history.length > 0) await stack.refreshConfig();
+    if (!dryRun && history.length > 0) await stack.refreshConfig();
     const live = await readLiveConfig(stack);
     const { config } = live;
     if (config.weights[config.stable] !== 100) {
@@ -90,19 +114,21 @@ async function deployTo(
       );
     }
     if (live.previewToken === undefined) throw new UsageError(`stack ${stack.name}: picasso-widget:previewToken = (missing): expected a secret; the candidate is verified through the preview route`);
-    if (config.slots[config.stable].release === opts.release) {
-      throw new UsageError(`--release = ${JSON.stringify(opts.release)}: expected a release other than the one ${config.stable} already serves`);
+    if (config.slots[config.stable].release === release) {
+      throw new UsageError(`${subject}: expected a release other than the one ${config.stable} already serves`);
     }
     const nextRevision = Math.max(config.revision, ...history.map((u) => Number(u.config["picasso-widget:revision"]?.value ?? 0))) + 1;
-    const plan = planRollout(config, { release: opts.release, steps: opts.steps, bakeMs: opts.bakeMs, nextRevision });
+    const plan = planRollout(config, { release, steps: shipment.steps, bakeMs: shipment.bakeMs, nextRevision });
     const candidate: Slot = plan.candidate;
 
-    if (opts.dryRun) {
-      reporter.emit({ kind: "info", message: `dry run: ${opts.release} (${Object.keys(manifest.files).length} files) → ${candidate}; steps ${plan.steps.join(", ")}; bake ${plan.bakeMs} ms; revisions ${plan.firstRevision}..${plan.firstRevision + plan.steps.length}; nothing changed` });
-      const dry = { result: "dry-run", stack: stack.name, release: opts.release, slot: candidate, stable: config.stable, plan };
-      reporter.finish(dry, `### bluegreen deploy ${stack.name} (dry run)\n\n${opts.release} → ${candidate}, steps ${plan.steps.join(", ")}`, `dry run: nothing changed`);
+    if (dryRun) {
+      reporter.emit({ kind: "info", message: `dry run: ${release} (${Object.keys(manifest.files).length} files) → ${candidate}; steps ${plan.steps.join(", ")}; bake ${plan.bakeMs} ms; revisions ${plan.firstRevision}..${plan.firstRevision + plan.steps.length}; nothing changed` });
+      const dry = { result: "dry-run", stack: stack.name, release, slot: candidate, stable: config.stable, plan };
+      reporter.finish(dry, `### bluegreen deploy ${stack.name} (dry run)\n\n${release} → ${candidate}, steps ${plan.steps.join(", ")}`, `dry run: nothing changed`);
       return undefined;
     }
+
+    const gateDetails = (await shipment.beforeChange?.(config)) ?? {};
 
     // Buckets exist only after a first `up` (a fresh stack): create the infrastructure without moving traffic.
     let outputs = await stack.outputs();
@@ -112,14 +138,20 @@ async function deployTo(
     }
     const buckets = outputs.bucketNames.value as Record<Slot, string>;
     for (const slot of ["blue", "green"] as const) {
-      const existing = await readManifest(target.s3, buckets[slot], opts.release);
+      const existing = await readManifest(target.s3, buckets[slot], release);
       if (existing && !sameBytes(existing, manifest)) {
-        throw new UsageError(`--release = ${JSON.stringify(opts.release)}: expected a new release id; ${slot} already holds ${opts.release} with different bytes (release ids are immutable)`);
+        throw new UsageError(`${subject}: expected a new release id; ${slot} already holds ${release} with different bytes (release ids are immutable)`);
       }
     }
 
     const upload = await uploadRelease(target.s3, { bucket: buckets[candidate], slot: candidate }, manifest, bodies);
-    reporter.emit({ kind: "info", message: `uploaded ${opts.release} to ${candidate}: ${upload.uploaded} files (${upload.bytes} bytes), ${upload.skipped} unchanged` });
+    reporter.emit({ kind: "info", message: `uploaded ${release} to ${candidate}: ${upload.uploaded} files (${upload.bytes} bytes), ${upload.skipped} unchanged` });
+    if (shipment.proveUpload) {
+      const landed = await readRelease(target.s3, { bucket: buckets[candidate], slot: candidate }, manifest).catch((err: Error) => {
+        throw new OperatorNeededError(`${stack.name}'s ${candidate} slot does not hold ${release} as uploaded (${err.message}); no traffic was moved; run the command again to re-upload`);
+      });
+      reporter.emit({ kind: "info", message: `${candidate} holds ${release} byte for byte: ${landed.size} files re-read and matched to the manifest's SHA-256` });
+    }
 
     const controller = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
@@ -147,7 +179,7 @@ async function deployTo(
     }
 
     if (report.result === "succeeded") {
-      const keep = new Set<string>([opts.release, config.slots.blue.release, config.slots.green.release].filter((r): r is string => !!r));
+      const keep = new Set<string>([release, config.slots.blue.release, config.slots.green.release].filter((r): r is string => !!r));
       for (const u of history.filter((h) => h.result === "succeeded").slice(-config.retention * 10)) {
         const slots = u.config["picasso-widget:slots"]?.value;
         if (slots) for (const s of Object.values(JSON.parse(slots) as Record<string, { release?: string }>)) if (s.release) keep.add(s.release);
@@ -155,23 +187,23 @@ async function deployTo(
       const pruned = await pruneReleases(target.s3, { bucket: buckets[candidate], slot: candidate }, config.retention, keep);
       if (pruned.length > 0) reporter.emit({ kind: "info", message: `retention: removed ${pruned.join(", ")} from ${candidate}` });
     }
-    const settled = report.result === "succeeded" ? { slots: { ...config.slots, [candidate]: { release: opts.release } }, stable: candidate } : { slots: config.slots, stable: config.stable };
+    const settled = report.result === "succeeded" ? { slots: { ...config.slots, [candidate]: { release } }, stable: candidate } : { slots: config.slots, stable: config.stable };
     await target.audit.append({
-      action: report.result === "succeeded" ? "deploy" : "revert",
+      action: report.result === "succeeded" ? shipment.action : "revert",
       actor: actor(),
       stack: stack.name,
-      release: opts.release,
+      release,
       slots: settled.slots,
       weights: { blue: settled.stable === "blue" ? 100 : 0, green: settled.stable === "green" ? 100 : 0 },
       result: report.result,
       reasons: report.rollback ? [report.rollback.reason] : [],
       timing: { startedAt: new Date(Date.now() - report.durationMs).toISOString(), durationMs: report.durationMs },
-      details: { slot: candidate, steps: report.steps.map((s) => ({ weight: s.weight, verdict: s.verdict, observedShare: s.observedShare })), rollback: report.rollback },
+      details: { ...gateDetails, slot: candidate, steps: report.steps.map((s) => ({ weight: s.weight, verdict: s.verdict, observedShare: s.observedShare })), rollback: report.rollback },
     });
-    await notify(config.webhooks, `bluegreen ${stack.name}: ${opts.release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
-    const headline = report.result === "succeeded" ? `${opts.release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `rolled back: ${report.rollback?.reason}`;
+    await notify(config.webhooks, `bluegreen ${stack.name}: ${release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
+    const headline = report.result === "succeeded" ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `rolled back: ${report.rollback?.reason}`;
     reporter.finish(report, deploySummaryMarkdown(report), headline);
-    if (report.result === "rolled-back") throw new RolledBackError(`${opts.release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}`);
+    if (report.result === "rolled-back") throw new RolledBackError(`${release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}`);
     return report;
   } finally {
     if (unlock) await state.release();

@@ -117,6 +117,26 @@ async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => 
   }));
 }
 
+/**
+ * Reads a release's files from `<slot>/<release>/` and checks each against the manifest's size and SHA-256: the bytes
+ * are the manifest's, or this throws naming the first file that differs. Returns the bodies, ready to upload elsewhere.
+ */
+export async function readRelease(s3: S3Client, source: { bucket: string; slot: Slot }, manifest: Manifest, concurrency = 16): Promise<Map<string, Buffer>> {
+  const bodies = new Map<string, Buffer>();
+  await mapLimit(Object.keys(manifest.files), concurrency, async (file) => {
+    const key = releasePrefix(source.slot, manifest.release) + file;
+    const res = await s3.send(new GetObjectCommand({ Bucket: source.bucket, Key: key }));
+    const body = Buffer.from(await res.Body!.transformToByteArray());
+    const sha256 = createHash("sha256").update(body).digest("hex");
+    const entry = manifest.files[file];
+    if (sha256 !== entry.sha256 || body.length !== entry.size) {
+      throw new Error(`s3://${source.bucket}/${key} has sha256 ${sha256.slice(0, 12)} (${body.length} bytes); the manifest says ${entry.sha256.slice(0, 12)} (${entry.size} bytes)`);
+    }
+    bodies.set(file, body);
+  });
+  return bodies;
+}
+
 export interface UploadResult {
   uploaded: number;
   skipped: number;
@@ -131,7 +151,7 @@ export async function uploadRelease(
   s3: S3Client,
   target: { bucket: string; slot: Slot },
   manifest: Manifest,
-  bodies: Map<string, Buffer>,
+  bodies: ReadonlyMap<string, Buffer>,
   concurrency = 16,
 ): Promise<UploadResult> {
   const previous = await readManifest(s3, target.bucket, manifest.release);

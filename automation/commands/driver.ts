@@ -4,6 +4,7 @@ import type { Slot } from "../../infra/config";
 import { deploy, parseDuration, parseSteps } from "../deploy";
 import { history, status, verify } from "../inspect";
 import { Reporter } from "../output";
+import { promote } from "../promote";
 import { rollback } from "../rollback";
 
 const stackOption = { type: "string", demandOption: true, describe: "stack name (dev, staging, production, local, local-<name>)" } as const;
@@ -70,4 +71,18 @@ const historyCommand: CommandModule<object, Common> = {
   },
 };
 
-export const driverCommands = [deployCommand, rollbackCommand, verifyCommand, statusCommand, historyCommand] as CommandModule[];
+const promoteCommand: CommandModule<object, { from: string; to: string; approve?: string[]; json: boolean }> = {
+  command: "promote",
+  describe: "ship the release another stack serves to every viewer into this stack's idle slot, after its approval gate",
+  builder: (y: Argv) =>
+    y
+      .option("from", { type: "string", demandOption: true, describe: "source stack: the release its stable slot serves is promoted" })
+      .option("to", { type: "string", demandOption: true, describe: "target stack: gets the release through its own rollout" })
+      .option("approve", { type: "string", array: true, describe: "role=login approval, repeatable (local stacks only; others read GitHub)" })
+      .option("json", jsonOption) as never,
+  handler: async (a) => {
+    await promote({ from: a.from, to: a.to, approve: a.approve ?? [] }, new Reporter({ json: a.json }));
+  },
+};
+
+export const driverCommands = [deployCommand, promoteCommand, rollbackCommand, verifyCommand, statusCommand, historyCommand] as CommandModule[];
