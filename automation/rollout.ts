@@ -206,6 +206,7 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
   }
   const t3 = deps.clock.now();
   base.timings.propagationMs = t3 - t2;
+  deps.progress.emit({ kind: "info", message: `${plan.candidate} at ${weight}%: edge serves routing revision ${next.revision}; baking ${plan.bakeMs} ms` });
 
   const samples = await bake(deps, input, plan.bakeMs);
   base.timings.bakeMs = deps.clock.now() - t3;
@@ -249,7 +250,7 @@ async function bake(deps: RolloutDeps, input: RolloutInput, bakeMs: number): Pro
 async function verifyCandidate(deps: RolloutDeps, input: RolloutInput, slot: Slot): Promise<void> {
   const preview = { token: input.previewToken, slot };
   const files = Object.entries(input.manifest.files);
-  const responses = await probeMany(deps.prober, files.map(([file]) => ({ path: `/${file}`, preview })), { concurrency: deps.concurrency ?? 8, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
+  const responses = await Promise.all(files.map(([file]) => probeIntegrity(deps, { path: `/${file}`, preview })));
   responses.forEach((res, i) => {
     const [file, entry] = files[i];
     const hash = createHash("sha256").update(res.body).digest("hex");
@@ -258,12 +259,25 @@ async function verifyCandidate(deps: RolloutDeps, input: RolloutInput, slot: Slo
     }
   });
   for (const check of input.config.verification.smoke) {
-    const res = await deps.prober.probe({ path: check.path, preview });
+    const res = await probeIntegrity(deps, { path: check.path, preview });
     if (res.status !== check.status || (check.contains !== undefined && !res.body.toString("utf8").includes(check.contains))) {
       throw new StepFailed({ metric: "smoke", message: `smoke check ${check.path} on ${slot}: status ${res.status}${check.contains ? `, body ${res.body.toString("utf8").includes(check.contains) ? "contains" : "lacks"} ${JSON.stringify(check.contains)}` : ""}; expected ${check.status}` });
     }
   }
   deps.progress.emit({ kind: "info", message: `${slot} verified through the preview route: ${files.length} files hash-checked, ${input.config.verification.smoke.length} smoke checks passed` });
+}
+
+/**
+ * The integrity checks judge content, not availability: a transient 5xx (or a dropped connection) is retried, while a
+ * wrong hash, release or status fails at once. Error rates are the step analysis's business, with its thresholds.
+ */
+async function probeIntegrity(deps: RolloutDeps, request: ProbeRequest, attempts = 8): Promise<ProbeResponse> {
+  let res = await deps.prober.probe(request);
+  for (let i = 1; i < attempts && (res.status === 0 || res.status >= 500); i++) {
+    await deps.clock.sleep(50);
+    res = await deps.prober.probe(request);
+  }
+  return res;
 }
 
 /** VerifyWeight: waits until the edge reads the routing revision just written. */
