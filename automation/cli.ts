@@ -20,7 +20,9 @@ export async function main(argv: string[]): Promise<number> {
     .help()
     .version(false)
     .fail((msg, err) => {
-      throw err ?? new CliUsage(msg);
+      // A handler's own error arrives without a message; yargs's parse and validation failures carry one.
+      if (!msg) throw err;
+      throw new CliUsage(yargsUsageLine(msg, argv));
     });
   for (const command of commands) parser.command(command);
   try {
@@ -34,6 +36,16 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 class CliUsage extends Error {}
+
+/**
+ * yargs's messages span lines ("Invalid values:\n  Argument: ...") and do not list what is allowed; the contract is
+ * one line, so flatten it and point at the command's help, which lists every flag and its allowed values.
+ */
+function yargsUsageLine(msg: string, argv: string[]): string {
+  const known = commands.map((c) => String(c.command).split(" ")[0]);
+  const help = known.includes(argv[0]) ? `bluegreen ${argv[0]} --help` : "bluegreen --help";
+  return `${msg.replace(/\s*\n\s*/g, " ")} (allowed: see ${help})`;
+}
 
 /** Entry point of bin/bluegreen.js. */
 export function run(): void {
