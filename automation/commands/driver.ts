@@ -23,8 +23,9 @@ const deployCommand: CommandModule<object, Common & { artifact: string; release:
       .option("stack", stackOption)
       .option("artifact", { type: "string", demandOption: true, describe: "folder holding the release (index.html at its top)" })
       .option("release", { type: "string", demandOption: true, describe: "immutable release id" })
-      .option("steps", { type: "string", describe: "percent per step, e.g. 10,25,50,75,100 (default: the stack's)" })
-      .option("bake", { type: "string", describe: "probe time per step, e.g. 60s (default: the stack's)" })
+      // nargs 1: a value such as `-5s` is this flag's value (then rejected by name) rather than short flags -5 -s.
+      .option("steps", { type: "string", nargs: 1, describe: "percent per step, e.g. 10,25,50,75,100 (default: the stack's)" })
+      .option("bake", { type: "string", nargs: 1, describe: "probe time per step, e.g. 60s (default: the stack's)" })
       .option("json", jsonOption)
       .option("dry-run", { type: "boolean", default: false, describe: "print the plan; change nothing" }) as never,
   handler: async (a) => {
