@@ -8,7 +8,7 @@ import { SLOTS, decodeConfigValue, type Slot } from "../../infra/config";
 import { UsageError } from "../errors";
 import { buildManifest, uploadRelease } from "../releases";
 import { startLocalCloud, type LocalCloud } from "./cloud";
-import { MAX_LATENCY_MS, slotFaultProblem } from "./faults";
+import { FaultStore, MAX_LATENCY_MS, slotFaultProblem } from "./faults";
 import { DEFAULT_STATE_DIR, REPO_ROOT, localStackProblem } from "./state";
 
 const localUp: CommandModule<object, { port: number }> = {
@@ -54,14 +54,10 @@ const localFault: CommandModule<object, FaultArgs> = {
       const problem = slotFaultProblem(args.slot, { errorRate: args["error-rate"], latencyMs: args["latency-ms"] });
       if (problem !== undefined) throw new UsageError(`--${problem}`);
     }
-    // Faults live in the state folder: this works whether or not a `local up` is running.
-    const cloud = await startLocalCloud();
-    try {
-      if (args.clear) cloud.clearFaults(args.stack);
-      else cloud.setFault(args.stack, args.slot as Slot, { errorRate: args["error-rate"], latencyMs: args["latency-ms"] });
-    } finally {
-      await cloud.close();
-    }
+    // Faults live in the state folder, which a running `local up` re-reads: nothing needs to be started here.
+    const faults = new FaultStore(DEFAULT_STATE_DIR);
+    if (args.clear) faults.clear(args.stack);
+    else faults.setSlotFault(args.stack, args.slot as Slot, { errorRate: args["error-rate"], latencyMs: args["latency-ms"] });
     process.stdout.write(args.clear ? `faults cleared on ${args.stack}\n` : `${args.stack}/${args.slot}: error rate ${args["error-rate"]}, latency ${args["latency-ms"]} ms\n`);
   },
 };
