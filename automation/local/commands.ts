@@ -7,7 +7,7 @@ import type { Argv, CommandModule } from "yargs";
 import { SLOTS, decodeConfigValue, type Slot } from "../../infra/config";
 import { UsageError } from "../errors";
 import { buildManifest, uploadRelease } from "../releases";
-import { startLocalCloud, type LocalCloud } from "./cloud";
+import { runningCloud, startLocalCloud, type LocalCloud } from "./cloud";
 import { FaultStore, MAX_LATENCY_MS, slotFaultProblem } from "./faults";
 import { DEFAULT_STATE_DIR, REPO_ROOT, localStackProblem } from "./state";
 
@@ -66,6 +66,8 @@ const localReset: CommandModule = {
   command: "reset",
   describe: "delete the local cloud's state (buckets, stacks, history, faults)",
   handler: async () => {
+    const running = await runningCloud(DEFAULT_STATE_DIR);
+    if (running !== undefined) throw new UsageError(`local cloud = running (pid ${running.pid}): expected it stopped; stop \`bluegreen local up\` first`);
     rmSync(DEFAULT_STATE_DIR, { recursive: true, force: true });
     process.stdout.write(`removed ${path.relative(REPO_ROOT, DEFAULT_STATE_DIR)}\n`);
   },

@@ -8,8 +8,13 @@
 //   certificate for the loopback host, so no HTTP→HTTPS redirect is sent.
 //   https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-https-viewers-to-cloudfront.html
 // - One cache for the whole "distribution" (no per-POP caches, no eviction), no compression (`compress: true`),
-//   no conditional requests (If-None-Match → 304) and no range requests.
-// - S3 bucket policies and public access blocks are not enforced by s3rver; the edge signs every read anyway.
+//   no conditional requests (If-None-Match → 304), no range requests.
+//   https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/HowCloudFrontWorks.html
+// - Error responses are not cached (CloudFront keeps 4xx/5xx for 10 s by default), so a fixed or injected
+//   origin error shows at once. https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/HTTPStatusCodes.html
+// - S3 bucket policies and public access blocks are not enforced by s3rver; the edge signs every read anyway,
+//   standing in for Origin Access Control.
+//   https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html
 import type { S3Client } from "@aws-sdk/client-s3";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";

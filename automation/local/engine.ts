@@ -97,7 +97,8 @@ export class LocalStack implements DeploymentStack {
       const message = err instanceof Error ? err.message : String(err);
       this.files.commit(summary("failed"));
       opts.onError?.(message);
-      throw new Error(message);
+      // A ProgramError keeps the program's own message and error name (ConfigError: bad stack config).
+      throw err instanceof Error ? err : new Error(message);
     }
     const done = summary("succeeded", changes);
     this.files.commit(done, applied);
