@@ -49,13 +49,17 @@ export function cloudFile(stateDir: string): string {
   return path.join(stateDir, "cloud.json");
 }
 
-/** The running foreground cloud on this folder, if its process is alive and its edge answers. */
+/**
+ * The running foreground cloud on this folder: its edge must answer the health check with the advertised pid (a
+ * cloud.json left by a killed process, or a port since reused by something else, does not count).
+ */
 export async function runningCloud(stateDir: string): Promise<Advertised | undefined> {
   const advertised = readJson<Advertised>(cloudFile(stateDir));
-  if (advertised === undefined || !alive(advertised.pid)) return undefined;
+  if (advertised === undefined) return undefined;
   try {
     const res = await fetch(`${advertised.edgeUrl}/_bluegreen/health`, { signal: AbortSignal.timeout(2000) });
-    return res.ok ? advertised : undefined;
+    const health = res.ok ? ((await res.json()) as { pid?: unknown }) : undefined;
+    return health?.pid === advertised.pid ? advertised : undefined;
   } catch {
     return undefined;
   }
@@ -107,13 +111,4 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       await shutdown();
     },
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
