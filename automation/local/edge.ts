@@ -58,7 +58,7 @@ export interface Edge {
 }
 
 /** Admin endpoints live under this prefix (loopback only): POST /_bluegreen/faults, GET /_bluegreen/health. */
-export const ADMIN_PREFIX = "/_bluegreen/";
+const ADMIN_PREFIX = "/_bluegreen/";
 
 /** An origin response as cached: status, headers in CloudFront's shape, body. */
 interface OriginResponse {
@@ -277,7 +277,7 @@ async function fetchOrigin(s3: S3Client, bucket: string, uri: string): Promise<O
  * first) clamped to [min, max]; no-store/no-cache/private mean the minimum TTL; no header means the default TTL.
  * `immutable` does not change CloudFront's TTL. https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/Expiration.html
  */
-export function cacheTtl(cacheControl: string | undefined, ttl: AppliedState["ttl"]): number {
+function cacheTtl(cacheControl: string | undefined, ttl: AppliedState["ttl"]): number {
   if (cacheControl === undefined) return ttl.default;
   const directives = cacheControl.toLowerCase().split(",").map((d) => d.trim());
   if (directives.some((d) => d === "no-store" || d === "no-cache" || d === "private")) return ttl.min;

@@ -3,7 +3,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { mkdirSync } from "node:fs";
 import S3rver from "s3rver";
 
-export const LOCAL_REGION = "us-east-1";
+const LOCAL_REGION = "us-east-1";
 
 // s3rver's one built-in key pair; the buckets are private, as with OAC on AWS, so every read is signed.
 const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
