@@ -3,6 +3,7 @@
 // the update with nothing changed.
 import * as pulumi from "@pulumi/pulumi";
 import { checkPreviewToken, CONFIG_NAMESPACE, parseStackConfig, rawFromConfigMap } from "./config";
+import { AuditBucket } from "./components/auditBucket";
 import { Cdn } from "./components/cdn";
 import { OriginBucketPolicies } from "./components/originBucketPolicies";
 import { OriginBuckets } from "./components/originBuckets";
@@ -38,6 +39,7 @@ const cdn = new Cdn("cdn", {
   domain: config.domain,
   certificateArn: config.certificateArn,
 });
+const audit = new AuditBucket("audit");
 new OriginBucketPolicies("origin-policy", { buckets: origins.buckets, publicAccessBlocks: origins.publicAccessBlocks, distributionArn: cdn.distribution.arn });
 
 export const distributionId = cdn.distribution.id;
@@ -47,3 +49,5 @@ export const keyValueStoreArn = router.keyValueStore.arn;
 export const viewerRequestFunction = router.viewerRequest.name;
 export const viewerResponseFunction = router.viewerResponse.name;
 export const routingRevision = revisionGuard.revision;
+// The driver appends the stack's audit records here (automation/targets.ts reads this output).
+export const auditBucket = audit.bucket.bucket;

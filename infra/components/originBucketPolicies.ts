@@ -3,6 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { SLOTS, type Slot } from "../config";
+import { denyPlainHttp } from "./privateBucket";
 
 export const ORIGIN_BUCKET_POLICIES_TYPE = "picasso:widget:OriginBucketPolicies";
 
@@ -29,15 +30,7 @@ export function originBucketPolicy(bucketArn: string, distributionArn: string): 
         Resource: `${bucketArn}/*`,
         Condition: { StringEquals: { "AWS:SourceArn": distributionArn } },
       },
-      {
-        // https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html#transit
-        Sid: "DenyPlainHttp",
-        Effect: "Deny",
-        Principal: "*",
-        Action: "s3:*",
-        Resource: [bucketArn, `${bucketArn}/*`],
-        Condition: { Bool: { "aws:SecureTransport": "false" } },
-      },
+      denyPlainHttp(bucketArn),
     ],
   };
 }

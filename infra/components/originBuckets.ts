@@ -3,6 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { SLOTS, type Slot } from "../config";
+import { makePrivate } from "./privateBucket";
 
 export const ORIGIN_BUCKETS_TYPE = "picasso:widget:OriginBuckets";
 
@@ -24,23 +25,7 @@ export class OriginBuckets extends pulumi.ComponentResource {
     for (const slot of SLOTS) {
       const childName = `${name}-${slot}`;
       const bucket = new aws.s3.Bucket(childName, { tags: args.tags }, { parent: this });
-      publicAccessBlocks[slot] = new aws.s3.BucketPublicAccessBlock(
-        childName,
-        { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
-        { parent: this },
-      );
-      // ACLs disabled: the bucket owner owns every object, so access is decided by the bucket policy alone.
-      // https://docs.aws.amazon.com/AmazonS3/latest/userguide/about-object-ownership.html
-      new aws.s3.BucketOwnershipControls(childName, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, { parent: this });
-      // Versioning keeps an overwritten or deleted release object recoverable.
-      new aws.s3.BucketVersioning(childName, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent: this });
-      // SSE-S3 rather than SSE-KMS: OAC reading SSE-KMS objects needs a key policy for CloudFront as well.
-      // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html#create-oac-overview-s3
-      new aws.s3.BucketServerSideEncryptionConfiguration(
-        childName,
-        { bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }] },
-        { parent: this },
-      );
+      publicAccessBlocks[slot] = makePrivate(childName, bucket, this);
       buckets[slot] = bucket;
     }
     this.buckets = buckets;

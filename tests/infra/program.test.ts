@@ -79,9 +79,10 @@ for (const stack of ["dev", "staging", "production", "local"]) {
       expect(distributionArn).to.match(/^arn:aws:cloudfront::\d{12}:distribution\/E[0-9A-Z]+$/);
     });
 
-    it("declares two private buckets: all four public-access blocks, owner-enforced, versioned, encrypted", function () {
+    it("declares three private buckets (two slots, the audit log): all four public-access blocks, owner-enforced, versioned, encrypted", function () {
       const buckets = only(result, "aws:s3/bucket:Bucket");
-      expect(buckets.map((b) => b.id).sort()).to.deep.equal([result.outputs.bucketNames as Record<string, string>].flatMap((n) => [n.blue, n.green]).sort());
+      const slots = result.outputs.bucketNames as Record<string, string>;
+      expect(buckets.map((b) => b.id).sort()).to.deep.equal([slots.blue, slots.green, String(result.outputs.auditBucket)].sort());
       for (const bucket of buckets) {
         const on = (type: string) => only(result, type).filter((r) => r.inputs.bucket === bucket.id);
         const [block] = on("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock");
@@ -95,9 +96,9 @@ for (const stack of ["dev", "staging", "production", "local"]) {
     });
 
     it("lets only this distribution read each bucket (cloudfront.amazonaws.com + AWS:SourceArn) and denies plain HTTP", function () {
-      const buckets = only(result, "aws:s3/bucket:Bucket");
+      const buckets = only(result, "aws:s3/bucket:Bucket").filter((b) => b.id !== result.outputs.auditBucket);
       const policies = only(result, "aws:s3/bucketPolicy:BucketPolicy");
-      expect(policies).to.have.length(2);
+      expect(policies).to.have.length(3);
       for (const bucket of buckets) {
         const bucketArn = String(bucket.state.arn);
         const policy = policies.find((p) => p.inputs.bucket === bucket.id);
@@ -114,6 +115,24 @@ for (const stack of ["dev", "staging", "production", "local"]) {
         expect(denies[0]).to.deep.include({ Principal: "*", Action: "s3:*", Condition: { Bool: { "aws:SecureTransport": "false" } } });
         expect(denies[0].Resource).to.have.members([bucketArn, `${bucketArn}/*`]);
       }
+    });
+
+    it("keeps the audit log in its own bucket: conditional writes only, TLS only, and no access for the distribution", function () {
+      const bucket = one(result, "aws:s3/bucket:Bucket", "audit-log");
+      expect(result.outputs.auditBucket).to.equal(bucket.id);
+      const policy = one(result, "aws:s3/bucketPolicy:BucketPolicy", "audit-log");
+      expect(policy.inputs.bucket).to.equal(bucket.id);
+      const bucketArn = String(bucket.state.arn);
+      const statements = (JSON.parse(String(policy.inputs.policy)) as { Statement: Statement[] }).Statement;
+      expect(statements.filter((s) => s.Effect !== "Deny")).to.deep.equal([]);
+      expect(statements).to.deep.include.members([
+        { Sid: "DenyOverwrites", Effect: "Deny", Principal: "*", Action: "s3:PutObject", Resource: `${bucketArn}/*`, Condition: { Null: { "s3:if-none-match": "true" } } },
+        { Sid: "DenyPlainHttp", Effect: "Deny", Principal: "*", Action: "s3:*", Resource: [bucketArn, `${bucketArn}/*`], Condition: { Bool: { "aws:SecureTransport": "false" } } },
+      ]);
+      expect(JSON.stringify(statements)).to.not.contain("cloudfront");
+      const origins = distribution.inputs.origins as { domainName: string }[];
+      expect(origins.map((o) => o.domainName)).to.not.include(bucket.state.bucketRegionalDomainName);
+      expect(origins.map((o) => o.domainName)).to.not.include(bucket.state.bucketDomainName);
     });
 
     it("reaches the buckets through an origin access control that always signs with sigv4, as origins blue and green", function () {
