@@ -1,0 +1,144 @@
+// Bad input to the CLI, run as a child process: each invocation exits 2 with exactly one line on stderr naming the
+// flag, the value and what is allowed, and changes nothing: the engine's config and history files keep their bytes
+// and every bucket lists the same objects (same ETag, size and time) before and after.
+import { ListBucketsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { expect } from "chai";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { stackDir } from "../../automation/local/state";
+import { RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
+
+const R1 = path.join(RELEASES_DIR, "1.0.0");
+const R2 = path.join(RELEASES_DIR, "2.0.0");
+/** A stack with exactly one release deployed: nothing earlier to roll back to. */
+const ONCE = "local-once";
+
+interface BadInput {
+  what: string;
+  args: (dirs: { missing: string; noIndex: string }) => string[];
+  /** Fragments the line must hold: the flag or field, the value, and what is allowed. */
+  says: string[];
+  /** Takes the stack's lock before refusing, so it runs in sequence with the others that do. */
+  locks?: boolean;
+}
+
+const deploy = (...args: string[]) => ["deploy", "--stack", "local", ...args];
+const NEXT = ["--artifact", R2, "--release", "3.0.0"];
+
+const BAD_INPUTS: BadInput[] = [
+  { what: "an unknown stack", args: () => ["deploy", "--stack", "nope", ...NEXT], says: ['--stack = "nope"', "expected one of", "dev", "production", "local-<name>"] },
+  { what: "a missing artifact folder", args: (d) => deploy("--artifact", d.missing, "--release", "3.0.0"), says: ["--artifact = ", "does-not-exist", "expected an existing folder"] },
+  { what: "an artifact folder without index.html", args: (d) => deploy("--artifact", d.noIndex, "--release", "3.0.0"), says: ["--artifact = ", "no-index", "expected a folder with index.html"] },
+  { what: "steps not increasing", args: () => deploy(...NEXT, "--steps", "50,25,100"), says: ['--steps = "50,25,100"', "strictly increasing"] },
+  { what: "a step of 0", args: () => deploy(...NEXT, "--steps", "0,100"), says: ['--steps = "0,100"', "from 1 to 100"] },
+  { what: "a step above 100", args: () => deploy(...NEXT, "--steps", "50,150"), says: ['--steps = "50,150"', "from 1 to 100"] },
+  { what: "a non-numeric step", args: () => deploy(...NEXT, "--steps", "10,half,100"), says: ['--steps = "10,half,100"', "integer from 1 to 100"] },
+  { what: "a negative bake", args: () => deploy(...NEXT, "--bake", "-5s"), says: ['--bake = "-5s"', "non-negative duration"] },
+  { what: "a malformed bake", args: () => deploy(...NEXT, "--bake", "5 minutes"), says: ['--bake = "5 minutes"', "such as 60s, 2m or 500ms"] },
+  { what: "a release id with ..", args: () => deploy("--artifact", R2, "--release", "1..0"), says: ['--release = "1..0"', "without '..'"] },
+  { what: "a release id with /", args: () => deploy("--artifact", R2, "--release", "a/b"), says: ['--release = "a/b"', "A-Z a-z 0-9 . _ -"] },
+  { what: "an empty release id", args: () => deploy("--artifact", R2, "--release", ""), says: ['--release = ""', "1-64 characters"] },
+  {
+    what: "a used release id with different bytes",
+    args: () => deploy("--artifact", R2, "--release", "1.0.0"),
+    says: ['--release = "1.0.0"', "blue already holds 1.0.0 with different bytes", "expected a new release id"],
+    locks: true,
+  },
+  { what: "the release the stable slot already serves", args: () => deploy("--artifact", R2, "--release", "2.0.0"), says: ['--release = "2.0.0"', "expected a release other than", "green"], locks: true },
+  { what: "an unknown slot for verify", args: () => ["verify", "--stack", "local", "--slot", "red"], says: ["slot", '"red"', '"blue", "green"'] },
+  { what: "rollback to an update that does not exist", args: () => ["rollback", "--stack", "local", "--to", "999"], says: ["--to = 999", "expected an update version of stack local"], locks: true },
+  { what: "rollback with no earlier successful update", args: () => ["rollback", "--stack", ONCE], says: [ONCE, "no earlier successful update", "nothing to roll back to"], locks: true },
+  { what: "a missing required flag", args: () => deploy("--artifact", R2), says: ["Missing required argument: release", "bluegreen deploy --help"] },
+  { what: "an unknown flag", args: () => deploy(...NEXT, "--frobnicate"), says: ["Unknown argument: frobnicate", "bluegreen deploy --help"] },
+  { what: "an error rate above 1 for a local fault", args: () => ["local", "fault", "--slot", "green", "--error-rate", "2"], says: ["--error-rate = 2", "expected a number from 0 to 1"] },
+];
+
+/** Everything a bad input must leave alone: the engine's files for both stacks, and each bucket's listing. */
+async function snapshot(e2e: E2E): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const stack of ["local", ONCE]) {
+    // StackFiles (automation/local/state.ts) keeps a stack's config and update history in these two files.
+    for (const name of ["config.json", "history.json"]) files[`${stack}/${name}`] = readFileSync(path.join(stackDir(e2e.stateDir, stack), name), "utf8");
+  }
+  const { Buckets = [] } = await e2e.cloud.s3.send(new ListBucketsCommand({}));
+  for (const { Name } of Buckets) {
+    const objects: string[] = [];
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await e2e.cloud.s3.send(new ListObjectsV2Command({ Bucket: Name, ContinuationToken }));
+      for (const o of page.Contents ?? []) objects.push(`${o.Key} ${o.ETag} ${o.Size} ${o.LastModified?.toISOString()}`);
+      ContinuationToken = page.NextContinuationToken;
+    } while (ContinuationToken);
+    files[`s3://${Name}`] = objects.join("\n");
+  }
+  return files;
+}
+
+describe("bluegreen: bad input exits 2 with one line and changes nothing", function () {
+  this.timeout(180_000);
+  let e2e: E2E;
+  let initial: Record<string, string>;
+  const outcomes = new Map<string, Promise<{ res: CliResult; after: Record<string, string> }>>();
+
+  before(async function () {
+    e2e = await startE2E();
+    await e2e.tune({ rollout: { steps: [50, 100], bakeSeconds: 0, probesPerStep: 60, minSamples: 20 } });
+    const ok = async (args: string[]) => {
+      const res = await e2e.cli(args);
+      expect(res.code, `${args.join(" ")}:\n${res.stderr}`).to.equal(0);
+    };
+    // local: 1.0.0 kept on blue, 2.0.0 stable on green. local-once: 1.0.0 only.
+    await Promise.all([ok(deploy("--artifact", R1, "--release", "1.0.0")), ok(["deploy", "--stack", ONCE, "--artifact", R1, "--release", "1.0.0", "--bake", "0s"])]);
+    await ok(deploy("--artifact", R2, "--release", "2.0.0"));
+
+    const work = path.join(e2e.stateDir, "inputs");
+    const dirs = { missing: path.join(work, "does-not-exist"), noIndex: path.join(work, "no-index") };
+    mkdirSync(dirs.noIndex, { recursive: true });
+    writeFileSync(path.join(dirs.noIndex, "app.js"), "console.log('no entry point');\n");
+    initial = await snapshot(e2e);
+
+    // Read-only refusals run a few at a time; those that take the stack's lock before refusing run one after another
+    // (two at once would see each other's lock and be refused for that instead).
+    const run = async (c: BadInput) => {
+      const res = await e2e.cli(c.args(dirs));
+      return { res, after: await snapshot(e2e) };
+    };
+    // Each outcome is awaited by its own test later; mark it handled now so an early failure is not unhandled.
+    const settle = <T>(p: Promise<T>) => {
+      p.catch(() => undefined);
+      return p;
+    };
+    let chain: Promise<unknown> = Promise.resolve();
+    const queue = BAD_INPUTS.filter((c) => !c.locks);
+    for (const c of BAD_INPUTS.filter((c) => c.locks)) {
+      const p = chain.then(() => run(c));
+      chain = p.catch(() => undefined);
+      outcomes.set(c.what, settle(p));
+    }
+    const gates = Array.from({ length: 2 }, () => Promise.resolve());
+    queue.forEach((c, i) => {
+      const p = gates[i % gates.length].then(() => run(c));
+      gates[i % gates.length] = p.then(() => undefined, () => undefined);
+      outcomes.set(c.what, settle(p));
+    });
+  });
+
+  after(async () => {
+    await e2e?.close();
+  });
+
+  it("covers at least 15 bad inputs", () => {
+    expect(BAD_INPUTS.length).to.be.at.least(15);
+  });
+
+  for (const c of BAD_INPUTS) {
+    it(`refuses ${c.what}`, async () => {
+      const { res, after } = await outcomes.get(c.what)!;
+      expect(res.code, `exit code; stderr:\n${res.stderr}`).to.equal(2);
+      expect(res.stdout).to.equal("");
+      expect(res.stderr, "exactly one line on stderr").to.match(/^bluegreen: [^\n]+\n$/);
+      for (const fragment of c.says) expect(res.stderr).to.contain(fragment);
+      expect(after).to.deep.equal(initial);
+    });
+  }
+});
