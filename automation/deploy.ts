@@ -1,6 +1,7 @@
 // `bluegreen deploy`: validate everything first (bad input changes nothing), take the stack's lock, sync the config
 // with the last deployment, upload the release to the idle slot, then hand over to the rollout state machine.
 import { releaseIdProblem, rolloutSchema, type Slot, type StackConfig } from "../infra/config";
+import type { LocalCloud } from "./local/cloud";
 import { OperatorNeededError, RolledBackError, StackLockedError, UsageError } from "./errors";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import { notify } from "./notify";
@@ -46,10 +47,11 @@ export function checkRelease(release: string): void {
   if (problem) throw new UsageError(`--release = ${JSON.stringify(release)}: expected ${problem}`);
 }
 
-export async function deploy(opts: DeployOptions, reporter: Reporter): Promise<DeployReport | undefined> {
+/** `cloud`: run a local stack on this already-started local cloud (the demo) instead of starting or joining one. */
+export async function deploy(opts: DeployOptions, reporter: Reporter, where: { cloud?: LocalCloud } = {}): Promise<DeployReport | undefined> {
   checkRelease(opts.release);
   const { manifest, bodies } = await buildManifest(opts.artifact, opts.release);
-  const target = await openTarget(opts.stack);
+  const target = await openTarget(opts.stack, where);
   try {
     return await shipRelease(
       target,

@@ -1,15 +1,16 @@
 // `bluegreen local up|fault|reset` and `bluegreen demo` (what `npm start` runs). The yargs layer only parses and
-// validates; the work is in cloud.ts and, for the demo, in the short sequence below.
+// validates; the work is in cloud.ts and, for the demo, in the driver.
 import { rmSync } from "node:fs";
-import { Agent, request } from "node:http";
 import * as path from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { SLOTS, decodeConfigValue, type Slot } from "../../infra/config";
+import { SLOTS, type Slot } from "../../infra/config";
 import { UsageError } from "../errors";
-import { buildManifest, uploadRelease } from "../releases";
-import { runningCloud, startLocalCloud, type LocalCloud } from "./cloud";
+import { deploy } from "../deploy";
+import { driverStateDir } from "../journal";
+import { Reporter } from "../output";
+import { runningCloud, startLocalCloud } from "./cloud";
 import { FaultStore, MAX_LATENCY_MS, slotFaultProblem } from "./faults";
-import { DEFAULT_STATE_DIR, REPO_ROOT, localStackProblem } from "./state";
+import { DEFAULT_STATE_DIR, REPO_ROOT, localStackProblem, stackDir } from "./state";
 
 const localUp: CommandModule<object, { port: number }> = {
   command: "up",
@@ -80,13 +81,11 @@ const localCommand: CommandModule = {
   handler: () => {},
 };
 
-// ---- The demo (interim: the driver's `deploy` replaces the sequence below) ----
+// ---- The demo: what `npm start` runs, with the real driver ----
 
-const DEMO_STACK = "local";
+/** The demo's own stack, reset at every run so `npm start` always shows the same story. */
+const DEMO_STACK = "local-demo";
 const WIDGET = path.join(REPO_ROOT, "examples", "widget", "releases");
-const DEMO_STEPS = [10, 25, 50, 75, 100];
-const PROBES_PER_STEP = 400;
-const TOLERANCE_POINTS = 8;
 
 const demoCommand: CommandModule = {
   command: "demo",
@@ -95,77 +94,20 @@ const demoCommand: CommandModule = {
     const started = Date.now();
     const cloud = await startLocalCloud();
     try {
-      await demo(cloud);
+      rmSync(stackDir(cloud.stateDir, DEMO_STACK), { recursive: true, force: true });
+      rmSync(driverStateDir(cloud.stateDir, DEMO_STACK), { recursive: true, force: true });
+      const out = (line: string) => process.stdout.write(`${line}\n`);
+      out(`local cloud: edge ${cloud.url}, stack ${DEMO_STACK} (Host: ${cloud.host(DEMO_STACK)})`);
+      const reporter = new Reporter({ json: false });
+      for (const release of ["1.0.0", "2.0.0"]) {
+        await deploy({ stack: DEMO_STACK, artifact: path.join(WIDGET, release), release, json: false, dryRun: false }, reporter, { cloud });
+      }
+      out(`summary: 2.0.0 on green is stable at 100% after 5 steps; blue keeps 1.0.0 as the instant rollback target (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      out(`try: npx bluegreen status --stack ${DEMO_STACK}; npx bluegreen rollback --stack ${DEMO_STACK}`);
     } finally {
       await cloud.close();
     }
-    process.stdout.write(`done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   },
 };
-
-async function demo(cloud: LocalCloud): Promise<void> {
-  const stack = cloud.stack(DEMO_STACK);
-  const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`local cloud: edge ${cloud.url}, stack ${DEMO_STACK} (Host: ${cloud.host(DEMO_STACK)})`);
-  // Raise the routing revision on every change, as the driver does; start above whatever is deployed.
-  let revision = Number(decodeConfigValue((await stack.getAllConfig())["picasso-widget:revision"]?.value ?? "0"));
-  const deploy = async (values: Record<string, unknown>, message: string) => {
-    revision += 1;
-    const config = Object.fromEntries(Object.entries({ ...values, revision }).map(([k, v]) => [`picasso-widget:${k}`, { value: JSON.stringify(v), secret: false }]));
-    await stack.setAllConfig(config);
-    await stack.up({ message });
-  };
-
-  // The first up creates the buckets, whose names are outputs.
-  await stack.up({ message: "demo: create the slots" });
-  const buckets = (await stack.outputs()).bucketNames.value as Record<Slot, string>;
-  for (const [slot, release] of [["blue", "1.0.0"], ["green", "2.0.0"]] as const) {
-    const { manifest, bodies } = await buildManifest(path.join(WIDGET, release), release);
-    const uploaded = await uploadRelease(cloud.s3, { bucket: buckets[slot], slot }, manifest, bodies);
-    out(`uploaded ${release} to ${slot} (${uploaded.uploaded} files, ${uploaded.skipped} already there)`);
-  }
-  const slots = { blue: { release: "1.0.0" }, green: { release: "2.0.0" } };
-  await deploy({ slots, stable: "blue", weights: { blue: 100, green: 0 } }, "demo: 1.0.0 on blue");
-  out(`1.0.0 on blue at 100%; 2.0.0 staged on green: observed green ${percent(await observedGreenShare(cloud))}`);
-
-  const rows: string[] = [];
-  for (const [i, weight] of DEMO_STEPS.entries()) {
-    await deploy({ slots, stable: weight === 100 ? "green" : "blue", weights: { blue: 100 - weight, green: weight } }, `demo: green at ${weight}%`);
-    const share = await observedGreenShare(cloud);
-    const line = `step ${i + 1}/${DEMO_STEPS.length}: green configured ${weight}%, observed ${percent(share)} of ${PROBES_PER_STEP} fresh viewers`;
-    out(line);
-    rows.push(line);
-    if (Math.abs(share * 100 - weight) > TOLERANCE_POINTS) throw new Error(`${line}: more than ${TOLERANCE_POINTS} points off`);
-  }
-  out(`summary: 2.0.0 on green is stable at 100% after ${DEMO_STEPS.length} steps; blue keeps 1.0.0 as the rollback target`);
-}
-
-function percent(share: number): string {
-  return `${(share * 100).toFixed(1)}%`;
-}
-
-/** Share of fresh viewers (no cookie) the edge sends to green, over real HTTP requests. */
-async function observedGreenShare(cloud: LocalCloud): Promise<number> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-  const url = new URL("/version.json", cloud.url);
-  let green = 0;
-  let next = 0;
-  const one = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, path: url.pathname, agent, headers: { host: cloud.host(DEMO_STACK) } }, (res) => {
-        if (res.headers["x-bluegreen-slot"] === "green") green++;
-        res.resume().on("end", resolve);
-      });
-      req.on("error", reject).end();
-    });
-  try {
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next++ < PROBES_PER_STEP) await one();
-    }));
-  } finally {
-    agent.destroy();
-  }
-  return green / PROBES_PER_STEP;
-}
 
 export const localCommands: CommandModule[] = [localCommand, demoCommand as CommandModule];
