@@ -4,7 +4,7 @@
 import { promises as fs, constants } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Slot } from "../infra/config";
+import { CONFIG_NAMESPACE, type Slot } from "../infra/config";
 import type { ConfigMap } from "./port";
 
 export interface LockHolder {
@@ -104,12 +104,15 @@ export class StackState {
   }
 }
 
+/** The preview token is a secret by meaning even where a stack keeps it as plain config (the local stack does). */
+const PREVIEW_TOKEN_KEY = `${CONFIG_NAMESPACE}:previewToken`;
+
 /** Splits a config into what may be written to disk and the names of the secret keys left out. */
 export function redactSecrets(config: ConfigMap): { snapshot: ConfigMap; secretKeys: string[] } {
   const snapshot: ConfigMap = {};
   const secretKeys: string[] = [];
   for (const [k, v] of Object.entries(config)) {
-    if (v.secret) secretKeys.push(k);
+    if (v.secret || k === PREVIEW_TOKEN_KEY) secretKeys.push(k);
     else snapshot[k] = { ...v };
   }
   return { snapshot, secretKeys };
