@@ -1,0 +1,258 @@
+// `npm run bench`: rollout speed, time to restore, router cost, split accuracy and upload throughput, measured on
+// the local cloud through the driver's own code. Prints a table and writes bench/results.json (gitignored).
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import * as path from "node:path";
+import { performance } from "node:perf_hooks";
+import { otherSlot, type Slot } from "../infra/config";
+import { sha256Hex } from "../infra/routing";
+import { viewerRequestCode, viewerResponseCode } from "../infra/routerCode";
+import { deploy } from "../automation/deploy";
+import { RolledBackError } from "../automation/errors";
+import {
+  compileCloudFrontFunction,
+  keyValueStoreReader,
+  newRequestId,
+  viewerRequestEvent,
+  viewerResponseEvent,
+  type CloudFrontEvent,
+  type ViewerRequestInput,
+} from "../automation/local/cloudfrontRuntime";
+import { buildManifest, uploadRelease } from "../automation/releases";
+import type { DeployReport, RollbackReport } from "../automation/rollout";
+import { median, RecordingReporter, STACK, startBenchCloud, type BenchCloud } from "./support";
+
+interface Figure {
+  name: string;
+  median: number;
+  min: number;
+  max: number;
+  unit: string;
+  runs: number;
+  /** Upper bound the figure must stay within. */
+  target: number;
+  /** Which statistic the target applies to (the worst case for split accuracy, the median elsewhere). */
+  judged: "median" | "max";
+  met: boolean;
+  note?: string;
+}
+
+function figure(name: string, values: number[], unit: string, target: number, opts: { judged?: "median" | "max"; note?: string } = {}): Figure {
+  const judged = opts.judged ?? "median";
+  const round = (v: number) => Math.round(v * 100) / 100;
+  const f = { name, median: round(median(values)), min: round(Math.min(...values)), max: round(Math.max(...values)), unit, runs: values.length, target, judged };
+  return { ...f, met: f[judged] <= target, ...(opts.note ? { note: opts.note } : {}) };
+}
+
+const ROLLOUTS = 6;
+const RESTORES = 5;
+const SPLIT_PROBES = 2000;
+const ROUTER_BATCHES = 9;
+const ROUTER_BATCH = 20_000;
+const UPLOAD_FILES = 1000;
+const UPLOAD_RUNS = 3;
+const STEPS = [10, 25, 50, 75, 100];
+
+let releaseSeq = 0;
+const nextRelease = () => `b${process.pid}-${++releaseSeq}`;
+
+async function deployOnce(bench: BenchCloud, reporter: RecordingReporter): Promise<{ report?: DeployReport; rollback?: RollbackReport; wallMs: number }> {
+  const release = nextRelease();
+  const started = performance.now();
+  try {
+    const report = await deploy({ stack: STACK, artifact: bench.release(release), release, steps: STEPS, bakeMs: 0, json: false, dryRun: false }, reporter);
+    return { report, wallMs: performance.now() - started };
+  } catch (err) {
+    if (!(err instanceof RolledBackError)) throw err;
+    const rollback = reporter.events.flatMap((e) => (e.kind === "rollback" ? [e.rollback] : [])).at(-1);
+    return { rollback, wallMs: performance.now() - started };
+  }
+}
+
+/** step_overhead_ms and rollout_wall_ms: zero bake, minimal probes, the driver's own step timings. */
+async function rollouts(bench: BenchCloud): Promise<Figure[]> {
+  await bench.tuneRollout({ bakeSeconds: 0, probesPerStep: 10, minSamples: 5 });
+  const overhead: number[] = [];
+  const walls: number[] = [];
+  const rollout: number[] = [];
+  for (let i = 0; i < ROLLOUTS; i++) {
+    const { report, wallMs } = await deployOnce(bench, new RecordingReporter());
+    if (report?.result !== "succeeded") throw new Error(`bench rollout ${i + 1} did not succeed`);
+    for (const s of report.steps) overhead.push(s.timings.configMs + s.timings.upMs + s.timings.propagationMs);
+    rollout.push(report.durationMs);
+    walls.push(wallMs);
+  }
+  return [
+    figure("step_overhead_ms", overhead, "ms", 1000, { note: "per step: config write + up + edge serving the new revision (StepReport.timings), 5 steps per rollout" }),
+    figure("rollout_wall_ms", walls, "ms", 5000, { note: `whole deploy() call: validate, upload, stage, verify candidate, 5 steps; runRollout alone: median ${Math.round(median(rollout))} ms` }),
+  ];
+}
+
+/** restore_ms: the candidate starts failing once the first step has passed, so the second step's probes fail. */
+async function restores(bench: BenchCloud): Promise<Figure> {
+  const values: number[] = [];
+  for (let i = 0; i < RESTORES; i++) {
+    const candidate = otherSlot((await bench.cloud.stack(STACK).getAllConfig())["picasso-widget:stable"].value as Slot);
+    const reporter = new RecordingReporter((e) => {
+      if (e.kind === "step" && e.step.index === 0) bench.cloud.setFault(STACK, candidate, { errorRate: 1, latencyMs: 0 });
+    });
+    const { rollback } = await deployOnce(bench, reporter);
+    bench.cloud.clearFaults(STACK);
+    if (rollback === undefined || rollback.step !== 1) throw new Error(`bench restore ${i + 1}: expected a rollback at the second step, got ${JSON.stringify(rollback)}`);
+    values.push(rollback.restoreMs);
+  }
+  return figure("restore_ms", values, "ms", 5000, { note: "RollbackReport.restoreMs: from the failing judgement (end of the step's probe window) to 50 fresh viewers verified on the stable slot" });
+}
+
+/** split_error_pp: a rollout whose every step probes SPLIT_PROBES fresh viewers through the edge. */
+async function split(bench: BenchCloud): Promise<Figure> {
+  await bench.tuneRollout({ bakeSeconds: 0, probesPerStep: SPLIT_PROBES, minSamples: 5 });
+  const { report } = await deployOnce(bench, new RecordingReporter());
+  if (report?.result !== "succeeded") throw new Error("bench split rollout did not succeed");
+  const gaps = report.steps.map((s) => {
+    if (s.viewerSamples !== SPLIT_PROBES) throw new Error(`step ${s.index + 1}: ${s.viewerSamples} viewer samples, expected ${SPLIT_PROBES}`);
+    return Math.abs(s.weight - s.observedShare);
+  });
+  await bench.tuneRollout({ bakeSeconds: 0, probesPerStep: 10, minSamples: 5 });
+  return figure("split_error_pp", gaps, "pp", 3, { judged: "max", note: `|configured - observed| new-slot share of ${SPLIT_PROBES} fresh viewers at each of ${STEPS.join(", ")}%` });
+}
+
+/** A browser's request headers, in CloudFront's shape. */
+function viewerInput(i: number): ViewerRequestInput & { requestId: string } {
+  const paths = ["/", "/index.html", "/version.json", "/assets/widget.2af1d9e169.js", "/assets/widget.css"];
+  const returning = i % 3 !== 0;
+  return {
+    uri: paths[i % paths.length],
+    requestId: newRequestId(),
+    headers: {
+      host: { value: "d111111abcdef8.cloudfront.net" },
+      "user-agent": { value: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36" },
+      accept: { value: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" },
+      "accept-encoding": { value: "gzip, deflate, br" },
+      "accept-language": { value: "en-GB,en;q=0.9" },
+      ...(i % 50 === 0 ? { "x-bluegreen-preview": { value: "bench-preview-token-0123456789:green" } } : {}),
+    },
+    cookies: returning ? { "bg-bucket": { value: String(i % 100) }, _ga: { value: "GA1.1.1234567890.1700000000" } } : {},
+  };
+}
+
+/** Per-invocation cost in the shim: batches of fresh events (built outside the timed loop), invoked one after another. */
+async function timeFunction(run: (e: CloudFrontEvent) => Promise<unknown>, build: (i: number) => CloudFrontEvent): Promise<number[]> {
+  const perCall: number[] = [];
+  for (let b = 0; b < ROUTER_BATCHES + 1; b++) {
+    const events = Array.from({ length: ROUTER_BATCH }, (_, i) => build(i));
+    const started = process.hrtime.bigint();
+    for (const e of events) await run(e);
+    const ns = Number(process.hrtime.bigint() - started) / ROUTER_BATCH;
+    if (b > 0) perCall.push(ns); // the first batch warms the JIT up
+  }
+  return perCall;
+}
+
+async function router(): Promise<Figure[]> {
+  const record = JSON.stringify({ rev: 7, stable: "blue", weights: { blue: 75, green: 25 }, releases: { blue: "1.4.2", green: "1.5.0" }, preview: sha256Hex("bench-preview-token-0123456789") });
+  const requestCode = viewerRequestCode({ slot: "blue", release: "1.4.2" });
+  const responseCode = viewerResponseCode();
+  const kvs = keyValueStoreReader((key) => (key === "routing" ? record : undefined));
+  const request = compileCloudFrontFunction(requestCode, { kvs: () => kvs, filename: "viewer-request.js" });
+  const response = compileCloudFrontFunction(responseCode, { filename: "viewer-response.js" });
+  const requestNs = await timeFunction((e) => request.run(e), (i) => viewerRequestEvent(viewerInput(i)));
+  const responseNs = await timeFunction(
+    (e) => response.run(e),
+    (i) =>
+      viewerResponseEvent(viewerInput(i), {
+        statusCode: 200,
+        headers: {
+          "content-type": { value: "text/html; charset=utf-8" },
+          "cache-control": { value: "public, max-age=0, must-revalidate, s-maxage=31536000" },
+          etag: { value: '"3f9a1c2e5b7d"' },
+          "x-amz-meta-slot": { value: i % 4 === 0 ? "green" : "blue" },
+          "x-amz-meta-release": { value: i % 4 === 0 ? "1.5.0" : "1.4.2" },
+        },
+      }),
+  );
+  const note = `${ROUTER_BATCHES} batches of ${ROUTER_BATCH} invocations, each batch's mean`;
+  return [
+    figure("router_request_ns", requestNs, "ns", 2000, { note }),
+    figure("router_response_ns", responseNs, "ns", 2000, { note }),
+    figure("router_request_bytes", [Buffer.byteLength(requestCode, "utf8")], "bytes", 2048, { note: "rendered viewer-request code (fallback baked in)" }),
+    figure("router_response_bytes", [Buffer.byteLength(responseCode, "utf8")], "bytes", 2048, { note: "rendered viewer-response code" }),
+  ];
+}
+
+/** A 1,000-file release shaped like a widget build: HTML entry points, fingerprinted JS/CSS, JSON, images. */
+function generateRelease(dir: string): void {
+  const kinds = [".js", ".css", ".json", ".svg", ".html"];
+  writeFileSync(path.join(dir, "index.html"), "<!doctype html><title>picasso-widget</title>\n");
+  for (let i = 1; i < UPLOAD_FILES; i++) {
+    const ext = kinds[i % kinds.length];
+    const body = `/* file ${i} */\n` + "x".repeat(200 + ((i * 7919) % 8000));
+    const name = ext === ".js" || ext === ".css" ? `chunk-${i}.${sha256Hex(String(i)).slice(0, 10)}${ext}` : `file-${i}${ext}`;
+    writeFileSync(path.join(dir, name), body);
+  }
+}
+
+async function uploads(bench: BenchCloud): Promise<Figure[]> {
+  const dir = mkdtempSync(path.join(tmpdir(), "bluegreen-bench-upload-"));
+  try {
+    generateRelease(dir);
+    const bucket = ((await bench.cloud.stack(STACK).outputs()).bucketNames.value as Record<string, string>).green;
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (let i = 0; i < UPLOAD_RUNS; i++) {
+      const { manifest, bodies } = await buildManifest(dir, `upload-${i}`);
+      let t = performance.now();
+      const first = await uploadRelease(bench.cloud.s3, { bucket, slot: "green" }, manifest, bodies);
+      cold.push(performance.now() - t);
+      t = performance.now();
+      const again = await uploadRelease(bench.cloud.s3, { bucket, slot: "green" }, manifest, bodies);
+      warm.push(performance.now() - t);
+      if (first.uploaded !== UPLOAD_FILES || again.uploaded !== 0) throw new Error(`upload ${i}: ${first.uploaded} then ${again.uploaded} files uploaded`);
+    }
+    return [
+      figure("upload_cold_ms", cold, "ms", 5000, { note: `${UPLOAD_FILES} files (${Math.round(fileBytes(dir) / 1024)} KiB) to a new release prefix, 16 PUTs in flight` }),
+      figure("upload_warm_ms", warm, "ms", 1000, { note: "the same release again: every file skipped by the manifest" }),
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function fileBytes(dir: string): number {
+  return readdirSync(dir).reduce((n, f) => n + statSync(path.join(dir, f)).size, 0);
+}
+
+function table(figures: Figure[]): string {
+  const rows = figures.map((f) => [f.name, String(f.median), String(f.min), String(f.max), f.unit, String(f.runs), `${f.judged === "max" ? "max" : "median"} ≤ ${f.target}`, f.met ? "yes" : "NO"]);
+  const head = ["figure", "median", "min", "max", "unit", "runs", "target", "met"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i >= 1 && i <= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ");
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const figures: Figure[] = [];
+  // The router microbenchmark first, while nothing else of ours runs.
+  figures.push(...(await router()));
+  const bench = await startBenchCloud("bench");
+  try {
+    const boot = nextRelease();
+    await deploy({ stack: STACK, artifact: bench.release(boot), release: boot, bakeMs: 0, json: false, dryRun: false }, new RecordingReporter());
+    figures.push(...(await rollouts(bench)));
+    figures.push(await restores(bench));
+    figures.push(await split(bench));
+    figures.push(...(await uploads(bench)));
+  } finally {
+    await bench.close();
+  }
+  const results = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadAverage: loadavg(), durationMs: Date.now() - started, figures };
+  writeFileSync(path.join(__dirname, "results.json"), JSON.stringify(results, null, 2) + "\n");
+  console.log(table(figures));
+  console.log(`\n${figures.filter((f) => f.met).length} of ${figures.length} targets met; bench/results.json written (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exitCode = 1;
+});
