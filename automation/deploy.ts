@@ -92,16 +92,17 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
   const dryRun = shipment.dryRun ?? false;
   const { stack } = target;
   const state = new StackState(driverStateDir(target.stateRoot, stack.name));
+  // The lock first: a rollout in progress has a journal too, and must be reported as running, not as interrupted.
+  const lock = dryRun ? undefined : await state.acquire(`${shipment.action} ${release}`);
+  const held = lock === undefined ? await state.lockState() : lock.ok ? undefined : lock;
+  if (held?.live) throw new StackLockedError(`stack ${stack.name} is locked by a rollout in progress: ${describeHolder(held.holder)}`);
+  if (held) throw new OperatorNeededError(`stack ${stack.name} is locked by ${describeHolder(held.holder)}, which is no longer running; run: bluegreen rollback --stack ${stack.name}`);
   const interrupted = await state.journal();
   if (interrupted) {
+    if (lock?.ok) await state.release();
     throw new OperatorNeededError(
       `stack ${stack.name} has an interrupted rollout of ${interrupted.release} (${interrupted.phase}, ${interrupted.weight}% on ${interrupted.candidate}, by ${describeHolder(interrupted.holder)}); run: bluegreen rollback --stack ${stack.name}`,
     );
-  }
-  const lock = dryRun ? undefined : await state.acquire(`${shipment.action} ${release}`);
-  if (lock !== undefined && !lock.ok) {
-    if (lock.live) throw new StackLockedError(`stack ${stack.name} is locked by a rollout in progress: ${describeHolder(lock.holder)}`);
-    throw new OperatorNeededError(`stack ${stack.name} is locked by ${describeHolder(lock.holder)}, which is no longer running; run: bluegreen rollback --stack ${stack.name}`);
   }
   let unlock = lock !== undefined;
   try {
