@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { z } from "zod";
 import { sha256Hex } from "../infra/routing";
 import { OperatorNeededError } from "./errors";
-import { DEFAULT_STATE_DIR, stackDir } from "./local/state";
+import { localStateDir, stackDir } from "./local/state";
 
 export const AUDIT_ACTIONS = ["deploy", "promote", "approval", "rollback", "revert"] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -272,10 +272,6 @@ export function auditPrefix(stack: string): string {
   return `audit/${stack}/`;
 }
 
-/** The local cloud's state folder: $BLUEGREEN_STATE_DIR, or `.bluegreen/local` in the repository. */
-export function localStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.BLUEGREEN_STATE_DIR ? path.resolve(env.BLUEGREEN_STATE_DIR) : DEFAULT_STATE_DIR;
-}
 
 /** The audit log of a local stack, in its state folder. */
 export function localAuditLog(stack: string, opts: { secrets?: readonly (string | undefined)[]; stateDir?: string } = {}): AuditLog {

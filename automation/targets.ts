@@ -1,14 +1,13 @@
 // Where a stack lives. `local` and `local-*` stacks run on the local cloud (the default target: no AWS account
 // needed); every other stack is a real Pulumi stack driven through the automation API and the Pulumi CLI.
 import { S3Client } from "@aws-sdk/client-s3";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { readdirSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AuditLog, FileAuditStore, S3AuditStore, localStateDir } from "./audit";
+import { AuditLog, FileAuditStore, localAuditLog, S3AuditStore } from "./audit";
 import { OperatorNeededError, UsageError } from "./errors";
 import { startLocalCloud, type LocalCloud } from "./local/cloud";
-import { localStackProblem, REPO_ROOT, stackDir } from "./local/state";
+import { localStackProblem, localStateDir, REPO_ROOT } from "./local/state";
 import type { DeploymentStack, OutputMap } from "./port";
 import type { EdgeTarget } from "./prober";
 
@@ -49,7 +48,7 @@ export async function openTarget(name: string, opts: { cloud?: LocalCloud } = {}
       stack: cloud.stack(name),
       s3: cloud.s3,
       stateRoot: cloud.stateDir,
-      audit: new AuditLog(new FileAuditStore(path.join(stackDir(cloud.stateDir, name), "audit.jsonl"))),
+      audit: localAuditLog(name, { stateDir: cloud.stateDir }),
       local: cloud,
       close: async () => {
         if (!opts.cloud) await cloud.close();
@@ -61,6 +60,8 @@ export async function openTarget(name: string, opts: { cloud?: LocalCloud } = {}
   }
   let stack;
   try {
+    // Loaded only for real stacks: the automation SDK is heavy, and local stacks never need it.
+    const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
     stack = await LocalWorkspace.createOrSelectStack({ workDir: REPO_ROOT, stackName: name });
   } catch (err) {
     throw new OperatorNeededError(`cannot open Pulumi stack ${name}: ${(err as Error).message.split("\n")[0]} (is the Pulumi CLI installed and \`pulumi login\` done?)`);

@@ -9,7 +9,7 @@ import { startEdge } from "./edge";
 import { LocalStack, stackHost } from "./engine";
 import { FaultStore, type SlotFault, type UpFailures } from "./faults";
 import { localS3Client, startS3 } from "./s3";
-import { DEFAULT_STATE_DIR, readJson, writeJsonAtomic } from "./state";
+import { localStateDir, readJson, writeJsonAtomic } from "./state";
 
 export interface LocalCloudOptions {
   /** @default <repo>/.bluegreen/local */
@@ -66,7 +66,7 @@ export async function runningCloud(stateDir: string): Promise<Advertised | undef
 }
 
 export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {
-  const stateDir = path.resolve(opts.stateDir ?? DEFAULT_STATE_DIR);
+  const stateDir = path.resolve(opts.stateDir ?? localStateDir());
   const faults = new FaultStore(stateDir);
   const running = await runningCloud(stateDir);
   if (running !== undefined && opts.advertise) throw new Error(`the local cloud already runs on ${running.edgeUrl} (pid ${running.pid})`);

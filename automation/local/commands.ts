@@ -10,7 +10,7 @@ import { driverStateDir } from "../journal";
 import { Reporter } from "../output";
 import { runningCloud, startLocalCloud } from "./cloud";
 import { FaultStore, MAX_LATENCY_MS, slotFaultProblem } from "./faults";
-import { DEFAULT_STATE_DIR, REPO_ROOT, localStackProblem, stackDir } from "./state";
+import { localStateDir, REPO_ROOT, localStackProblem, stackDir } from "./state";
 
 const localUp: CommandModule<object, { port: number }> = {
   command: "up",
@@ -56,7 +56,7 @@ const localFault: CommandModule<object, FaultArgs> = {
       if (problem !== undefined) throw new UsageError(`--${problem}`);
     }
     // Faults live in the state folder, which a running `local up` re-reads: nothing needs to be started here.
-    const faults = new FaultStore(DEFAULT_STATE_DIR);
+    const faults = new FaultStore(localStateDir());
     if (args.clear) faults.clear(args.stack);
     else faults.setSlotFault(args.stack, args.slot as Slot, { errorRate: args["error-rate"], latencyMs: args["latency-ms"] });
     process.stdout.write(args.clear ? `faults cleared on ${args.stack}\n` : `${args.stack}/${args.slot}: error rate ${args["error-rate"]}, latency ${args["latency-ms"]} ms\n`);
@@ -67,10 +67,10 @@ const localReset: CommandModule = {
   command: "reset",
   describe: "delete the local cloud's state (buckets, stacks, history, faults)",
   handler: async () => {
-    const running = await runningCloud(DEFAULT_STATE_DIR);
+    const running = await runningCloud(localStateDir());
     if (running !== undefined) throw new UsageError(`local cloud = running (pid ${running.pid}): expected it stopped; stop \`bluegreen local up\` first`);
-    rmSync(DEFAULT_STATE_DIR, { recursive: true, force: true });
-    process.stdout.write(`removed ${path.relative(REPO_ROOT, DEFAULT_STATE_DIR)}\n`);
+    rmSync(localStateDir(), { recursive: true, force: true });
+    process.stdout.write(`removed ${path.relative(REPO_ROOT, localStateDir())}\n`);
   },
 };
 

@@ -6,8 +6,10 @@ import { parse as parseYaml } from "yaml";
 import type { ConfigMap, UpdateSummary } from "../port";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
-/** Where the CLI keeps the local cloud; BLUEGREEN_STATE_DIR moves it (tests run the CLI on temp folders). */
-export const DEFAULT_STATE_DIR = process.env.BLUEGREEN_STATE_DIR ? path.resolve(process.env.BLUEGREEN_STATE_DIR) : path.join(REPO_ROOT, ".bluegreen", "local");
+/** Where the CLI keeps the local cloud: $BLUEGREEN_STATE_DIR (tests run the CLI on temp folders) or .bluegreen/local. */
+export function localStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.BLUEGREEN_STATE_DIR ? path.resolve(env.BLUEGREEN_STATE_DIR) : path.join(REPO_ROOT, ".bluegreen", "local");
+}
 const LOCAL_STACK_FILE = path.join(REPO_ROOT, "stacks", "Pulumi.local.yaml");
 
 /** What the engine applied for a stack: everything the edge needs to serve it. */

@@ -2,6 +2,9 @@
 // each kind of failure, signals, the lock, and rollback from history.
 import { expect } from "chai";
 import * as path from "node:path";
+import { deploy as deployInProcess, parseDuration } from "../../automation/deploy";
+import { exitCodeOf } from "../../automation/errors";
+import { Reporter } from "../../automation/output";
 import type { DeployReport } from "../../automation/rollout";
 import type { StatusReport } from "../../automation/inspect";
 import type { RollbackReport } from "../../automation/rollback";
@@ -12,6 +15,8 @@ import { parseJson, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./s
 const R1 = path.join(RELEASES_DIR, "1.0.0");
 const R2 = path.join(RELEASES_DIR, "2.0.0");
 
+// The happy path, signals, the lock and rollback run the CLI as a child process; the revert cases call the same
+// deploy() in this process, which keeps one warm program worker (a child CLI pays a cold start per run).
 describe("bluegreen deploy / rollback on the local cloud", function () {
   this.timeout(180_000);
   let e2e: E2E;
@@ -38,6 +43,21 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
   async function deploy(args: string[]): Promise<{ res: CliResult; report: DeployReport }> {
     const res = await e2e.cli(["deploy", "--stack", "local", "--json", ...args]);
     return { res, report: parseJson<DeployReport>(res.stdout) };
+  }
+
+  /** The same deploy as the CLI's, in this process (its program worker stays warm); exit code as the CLI maps it. */
+  async function deployHere(artifact: string, release: string, bake?: string): Promise<{ res: CliResult; report: DeployReport }> {
+    let stdout = "";
+    let stderr = "";
+    const reporter = new Reporter({ json: true, stdout: { write: (t: string) => ((stdout += t), true) }, stderr: { write: (t: string) => ((stderr += t), true) }, env: { CI: "true" } });
+    let code = 0;
+    try {
+      await deployInProcess({ stack: "local", artifact, release, bakeMs: parseDuration("--bake", bake), json: true, dryRun: false }, reporter, { cloud: e2e.cloud });
+    } catch (err) {
+      code = exitCodeOf(err);
+      stderr += `bluegreen: ${(err as Error).message}\n`;
+    }
+    return { res: { code, signal: null, stdout, stderr }, report: parseJson<DeployReport>(stdout) };
   }
 
   async function waitFor(pattern: RegExp, stderr: () => string, timeoutMs = 60_000): Promise<void> {
@@ -105,14 +125,14 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
 
     it("returns traffic to green when blue's error rate is 30 percent: reverted at the first step, exit 1", async () => {
       e2e.cloud.setFault("local", "blue", { errorRate: 0.3, latencyMs: 0 });
-      const { res, report } = await deploy(["--artifact", R3(), "--release", "3.0.0"]);
+      const { res, report } = await deployHere(R3(), "3.0.0");
       await expectReverted(report, res, "error-rate", 0);
       expect(report.rollback?.reason).to.match(/blue error rate \d+\.\d% is above the limit 5\.0%/);
     });
 
     it("returns traffic to green when blue's p95 latency regresses", async () => {
       e2e.cloud.setFault("local", "blue", { errorRate: 0, latencyMs: 250 });
-      const { res, report } = await deploy(["--artifact", R3(), "--release", "3.0.0"]);
+      const { res, report } = await deployHere(R3(), "3.0.0");
       await expectReverted(report, res, "p95-latency", 0);
     });
 
@@ -120,7 +140,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       it(`returns traffic to green when pulumi up fails at step ${step + 1}`, async () => {
         // The first up stages the release; step k's up is the (k + 2)th.
         e2e.cloud.failUps("local", { skip: 1 + step, fail: 1 });
-        const { res, report } = await deploy(["--artifact", R3(), "--release", "3.0.0", "--bake", "0s"]);
+        const { res, report } = await deployHere(R3(), "3.0.0", "0s");
         await expectReverted(report, res, "error-rate", step);
         expect(report.steps.at(-1)?.verdict).to.equal("up-failed");
         expect(report.rollback?.reason).to.match(/pulumi up failed/);
