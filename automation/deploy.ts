@@ -10,7 +10,7 @@ import { planRollout } from "./plan";
 import { HttpProber } from "./prober";
 import { buildManifest, pruneReleases, readManifest, readRelease, sameBytes, uploadRelease, type Manifest } from "./releases";
 import { runRollout, systemClock, type DeployReport } from "./rollout";
-import { readLiveConfig } from "./stackConfig";
+import { parseConfigMap, readLiveConfig } from "./stackConfig";
 import { actor, edgeOf, openTarget, type Target } from "./targets";
 
 export interface DeployOptions {
@@ -106,17 +106,17 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
   }
   let unlock = lock !== undefined;
   try {
-    const history = await stack.history();
-    // A CI checkout's stack file is older than what earlier runs deployed: start from the last deployment's config.
-    if (!dryRun && history.length > 0) await stack.refreshConfig();
-    const live = await readLiveConfig(stack);
-    const { config } = live;
+    // A CI checkout's stack file is older than what earlier runs deployed: judge from the last deployment's config
+    // (history is newest first). The stack file itself is synced only once every check has passed, so a refusal
+    // leaves it byte for byte as it was.
+    const history = await stack.history(undefined, undefined, true);
+    const { config, previewToken } = history.length > 0 ? parseConfigMap(history[0].config, stack.name) : await readLiveConfig(stack);
     if (config.weights[config.stable] !== 100) {
       throw new OperatorNeededError(
         `stack ${stack.name} is not settled (weights ${JSON.stringify(config.weights)}, stable ${config.stable}); run: bluegreen rollback --stack ${stack.name}`,
       );
     }
-    if (live.previewToken === undefined) throw new UsageError(`stack ${stack.name}: picasso-widget:previewToken = (missing): expected a secret; the candidate is verified through the preview route`);
+    if (previewToken === undefined) throw new UsageError(`stack ${stack.name}: picasso-widget:previewToken = (missing): expected a secret; the candidate is verified through the preview route`);
     if (config.slots[config.stable].release === release) {
       throw new UsageError(`${subject}: expected a release other than the one ${config.stable} already serves`);
     }
@@ -131,21 +131,28 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
       return undefined;
     }
 
+    let outputs = await stack.outputs();
+    if (outputs.bucketNames) {
+      const existingBuckets = outputs.bucketNames.value as Record<Slot, string>;
+      for (const slot of ["blue", "green"] as const) {
+        const existing = await readManifest(target.s3, existingBuckets[slot], release);
+        if (existing && !sameBytes(existing, manifest)) {
+          throw new UsageError(`${subject}: expected a new release id; ${slot} already holds ${release} with different bytes (release ids are immutable)`);
+        }
+      }
+    }
     const gateDetails = (await shipment.beforeChange?.(config)) ?? {};
 
+    // Every check passed: from here on the stack changes. The snapshot a revert restores is the synced config.
+    if (history.length > 0) await stack.refreshConfig();
+    const live = await readLiveConfig(stack);
+    if (live.previewToken === undefined) throw new Error("unreachable: the synced config lost the preview token");
     // Buckets exist only after a first `up` (a fresh stack): create the infrastructure without moving traffic.
-    let outputs = await stack.outputs();
     if (!outputs.bucketNames) {
       await stack.up({ message: "bluegreen deploy: create the stack's infrastructure" });
       outputs = await stack.outputs();
     }
     const buckets = outputs.bucketNames.value as Record<Slot, string>;
-    for (const slot of ["blue", "green"] as const) {
-      const existing = await readManifest(target.s3, buckets[slot], release);
-      if (existing && !sameBytes(existing, manifest)) {
-        throw new UsageError(`${subject}: expected a new release id; ${slot} already holds ${release} with different bytes (release ids are immutable)`);
-      }
-    }
 
     const upload = await uploadRelease(target.s3, { bucket: buckets[candidate], slot: candidate }, manifest, bodies);
     reporter.emit({ kind: "info", message: `uploaded ${release} to ${candidate}: ${upload.uploaded} files (${upload.bytes} bytes), ${upload.skipped} unchanged` });
@@ -170,7 +177,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     try {
       report = await runRollout(
         { stack, prober, clock: systemClock, progress: reporter, state, holder, signal: controller.signal },
-        { plan, config, snapshot: live.map, previewToken: live.previewToken, manifest },
+        { plan, config: live.config, snapshot: live.map, previewToken: live.previewToken, manifest },
       );
     } catch (err) {
       if (err instanceof OperatorNeededError) unlock = false;

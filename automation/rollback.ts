@@ -67,17 +67,26 @@ export function chooseRollbackTarget(history: readonly UpdateSummary[], stack: s
 export async function rollback(opts: { stack: string; to?: number }, reporter: Reporter): Promise<RollbackReport> {
   const started = Date.now();
   const target = await openTarget(opts.stack);
-  const state = new StackState(driverStateDir(target.stateRoot, opts.stack));
-  const lock = await state.acquire(`rollback${opts.to !== undefined ? ` --to ${opts.to}` : ""}`);
-  if (!lock.ok && lock.live) {
-    await target.close();
-    throw new StackLockedError(`stack ${opts.stack} is locked by a rollout in progress: ${describeHolder(lock.holder)}; it reverts by itself on failure or SIGTERM`);
-  }
-  // A dead holder's lock is taken over: finishing its interrupted rollout is exactly what rollback is for.
   const { stack } = target;
-  const prober = new HttpProber(edgeOf(target, await stack.outputs()));
+  const state = new StackState(driverStateDir(target.stateRoot, opts.stack));
+  let prober: HttpProber | undefined;
   try {
-    const journal = await state.journal();
+    // Choose what to restore before taking the lock: a refused rollback (exit 2) leaves no trace, not even a lock file.
+    let journal = await state.journal();
+    const chosen = journal ? undefined : chooseRollbackTarget(await stack.history(undefined, undefined, true), stack.name, opts.to);
+    const command = `rollback${opts.to !== undefined ? ` --to ${opts.to}` : ""}`;
+    let lock = await state.acquire(command);
+    if (!lock.ok && !lock.live) {
+      // A dead holder's lock is taken over: finishing its interrupted rollout is exactly what rollback is for.
+      reporter.emit({ kind: "info", message: `taking over the lock of ${describeHolder(lock.holder)}, which is no longer running` });
+      await state.release();
+      lock = await state.acquire(command);
+    }
+    if (!lock.ok) {
+      throw new StackLockedError(`stack ${opts.stack} is locked by a rollout in progress: ${describeHolder(lock.holder)}; it reverts by itself on failure or SIGTERM`);
+    }
+    journal = await state.journal();
+    prober = new HttpProber(edgeOf(target, await stack.outputs()));
     let restore: ConfigMap;
     let restored: RollbackReport["restored"];
     let message: string;
@@ -90,12 +99,11 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       message = `bluegreen rollback: finish the interrupted rollout of ${journal.release}`;
       reporter.emit({ kind: "info", message: `finishing the interrupted rollout of ${journal.release} (${journal.phase} at ${journal.weight}% on ${journal.candidate}, by ${describeHolder(journal.holder)})` });
     } else {
-      const history = await stack.history(undefined, undefined, true);
-      const chosen = chooseRollbackTarget(history, stack.name, opts.to);
-      restore = chosen.config;
-      restored = { from: "history", version: chosen.version, revision: routingOf(restore, stack.name).revision };
-      message = `bluegreen rollback: restore update ${chosen.version}`;
-      reporter.emit({ kind: "info", message: `restoring the config of update ${chosen.version} (${chosen.endTime ? new Date(chosen.endTime).toISOString() : "?"})` });
+      const to = chosen ?? chooseRollbackTarget(await stack.history(undefined, undefined, true), stack.name, opts.to);
+      restore = to.config;
+      restored = { from: "history", version: to.version, revision: routingOf(restore, stack.name).revision };
+      message = `bluegreen rollback: restore update ${to.version}`;
+      reporter.emit({ kind: "info", message: `restoring the config of update ${to.version} (${to.endTime ? new Date(to.endTime).toISOString() : "?"})` });
     }
     const config = routingOf(restore, stack.name);
     const release = config.slots[config.stable].release ?? "";
@@ -125,8 +133,8 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     reporter.finish(report, `### bluegreen rollback ${stack.name}\n\n${release} on ${config.stable} serves 100 percent; traffic restored in ${report.restoreMs} ms`, `${release} on ${config.stable} serves 100 percent again: traffic restored in ${report.restoreMs} ms`);
     return report;
   } finally {
-    prober.close();
-    await state.release();
+    prober?.close();
+    if ((await state.lockState())?.holder.pid === process.pid) await state.release();
     await target.close();
   }
 }
