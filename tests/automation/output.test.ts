@@ -1,0 +1,85 @@
+import { expect } from "chai";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { notify } from "../../automation/notify";
+import { Reporter } from "../../automation/output";
+import type { StepReport } from "../../automation/rollout";
+
+const step = (index: number, weight: number): StepReport => ({
+  index,
+  weight,
+  verdict: "passed",
+  observedShare: weight,
+  viewerSamples: 100,
+  metrics: null,
+  findings: [],
+  timings: { configMs: 0, upMs: 0, propagationMs: 0, bakeMs: 0 },
+});
+
+function capture(isTTY: boolean, env: NodeJS.ProcessEnv) {
+  let err = "";
+  let out = "";
+  const reporter = new Reporter({ json: true, env, stderr: { isTTY, write: (t: string) => ((err += t), true) }, stdout: { write: (t: string) => ((out += t), true) } });
+  return { reporter, err: () => err, out: () => out };
+}
+
+describe("progress output", () => {
+  it("redraws a live step table in place on a TTY, in colour", () => {
+    const c = capture(true, {});
+    c.reporter.emit({ kind: "step", step: step(0, 10), total: 2 });
+    c.reporter.emit({ kind: "step", step: step(1, 100), total: 2 });
+    expect(c.err()).to.include("\u001b[1A\u001b[J"); // cursor up over the one-row table, then clear
+    expect(c.err()).to.include("\u001b[32m");
+  });
+
+  it("prints plain lines without escape codes in CI and when NO_COLOR is set", () => {
+    for (const env of [{ CI: "true" }, { NO_COLOR: "1" }]) {
+      const c = capture(true, env);
+      c.reporter.emit({ kind: "step", step: step(0, 10), total: 1 });
+      c.reporter.emit({ kind: "info", message: "hello" });
+      // eslint-disable-next-line no-control-regex
+      if ("CI" in env) expect(c.err()).to.not.match(/\u001b\[/);
+      else expect(c.err()).to.not.include("\u001b[32m");
+    }
+  });
+
+  it("prints one JSON report on stdout with --json", () => {
+    const c = capture(false, {});
+    c.reporter.finish({ result: "succeeded" }, "# summary", "done");
+    expect(JSON.parse(c.out())).to.deep.equal({ result: "succeeded" });
+    expect(c.err()).to.equal("done\n");
+  });
+});
+
+describe("webhook notifications", () => {
+  let server: Server;
+  const received: string[] = [];
+
+  before(async () => {
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        received.push(body);
+        res.end("ok");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  });
+
+  after(() => server.close());
+
+  it("posts Slack-compatible JSON and never fails when a webhook is down (only warns, naming the host, not the URL)", async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const warnings: string[] = [];
+    const live = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/T000/SECRET`;
+    await notify([live, `http://127.0.0.1:${deadPort}/hooks/T000/SECRET`], "bluegreen local: 2.0.0 succeeded", (m) => warnings.push(m));
+    expect(received.map((b) => JSON.parse(b))).to.deep.equal([{ text: "bluegreen local: 2.0.0 succeeded" }]);
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]).to.match(new RegExp(`webhook 127\\.0\\.0\\.1:${deadPort} unreachable`));
+    expect(warnings[0]).to.not.include("SECRET");
+  });
+});
