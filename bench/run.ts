@@ -73,17 +73,23 @@ async function deployOnce(bench: BenchCloud, reporter: RecordingReporter): Promi
 async function rollouts(bench: BenchCloud): Promise<Figure[]> {
   await bench.tuneRollout({ bakeSeconds: 0, probesPerStep: 10, minSamples: 5 });
   const overhead: number[] = [];
+  const parts = { configMs: [] as number[], upMs: [] as number[], propagationMs: [] as number[] };
   const walls: number[] = [];
   const rollout: number[] = [];
   for (let i = 0; i < ROLLOUTS; i++) {
     const { report, wallMs } = await deployOnce(bench, new RecordingReporter());
     if (report?.result !== "succeeded") throw new Error(`bench rollout ${i + 1} did not succeed`);
-    for (const s of report.steps) overhead.push(s.timings.configMs + s.timings.upMs + s.timings.propagationMs);
+    for (const s of report.steps) {
+      overhead.push(s.timings.configMs + s.timings.upMs + s.timings.propagationMs);
+      for (const k of Object.keys(parts) as (keyof typeof parts)[]) parts[k].push(s.timings[k]);
+    }
     rollout.push(report.durationMs);
     walls.push(wallMs);
   }
   return [
-    figure("step_overhead_ms", overhead, "ms", 1000, { note: "per step: config write + up + edge serving the new revision (StepReport.timings), 5 steps per rollout" }),
+    figure("step_overhead_ms", overhead, "ms", 1000, {
+      note: `per step: config write + up + edge serving the new revision (StepReport.timings), 5 steps per rollout; medians: config ${median(parts.configMs)} ms, up ${median(parts.upMs)} ms, propagation ${median(parts.propagationMs)} ms`,
+    }),
     figure("rollout_wall_ms", walls, "ms", 5000, { note: `whole deploy() call: validate, upload, stage, verify candidate, 5 steps; runRollout alone: median ${Math.round(median(rollout))} ms` }),
   ];
 }
@@ -136,17 +142,25 @@ function viewerInput(i: number): ViewerRequestInput & { requestId: string } {
   };
 }
 
-/** Per-invocation cost in the shim: batches of fresh events (built outside the timed loop), invoked one after another. */
-async function timeFunction(run: (e: CloudFrontEvent) => Promise<unknown>, build: (i: number) => CloudFrontEvent): Promise<number[]> {
-  const perCall: number[] = [];
+/**
+ * Per-invocation cost in the shim: batches of fresh events (built outside the timed loop), invoked one after another.
+ * Judged on this process's CPU time per invocation: on a shared two-core machine wall time mostly measures how long
+ * the scheduler kept the benchmark off the CPU. The wall-clock figure is kept for the note.
+ */
+async function timeFunction(run: (e: CloudFrontEvent) => Promise<unknown>, build: (i: number) => CloudFrontEvent): Promise<{ cpuNs: number[]; wallNs: number[] }> {
+  const cpuNs: number[] = [];
+  const wallNs: number[] = [];
   for (let b = 0; b < ROUTER_BATCHES + 1; b++) {
     const events = Array.from({ length: ROUTER_BATCH }, (_, i) => build(i));
-    const started = process.hrtime.bigint();
+    const wall = process.hrtime.bigint();
+    const cpu = process.cpuUsage();
     for (const e of events) await run(e);
-    const ns = Number(process.hrtime.bigint() - started) / ROUTER_BATCH;
-    if (b > 0) perCall.push(ns); // the first batch warms the JIT up
+    const used = process.cpuUsage(cpu);
+    if (b === 0) continue; // the first batch warms the JIT up
+    cpuNs.push(((used.user + used.system) * 1000) / ROUTER_BATCH);
+    wallNs.push(Number(process.hrtime.bigint() - wall) / ROUTER_BATCH);
   }
-  return perCall;
+  return { cpuNs, wallNs };
 }
 
 async function router(): Promise<Figure[]> {
@@ -171,10 +185,10 @@ async function router(): Promise<Figure[]> {
         },
       }),
   );
-  const note = `${ROUTER_BATCHES} batches of ${ROUTER_BATCH} invocations, each batch's mean`;
+  const note = (t: { wallNs: number[] }) => `CPU time per invocation, mean of each of ${ROUTER_BATCHES} batches of ${ROUTER_BATCH}; wall clock median ${Math.round(median(t.wallNs))} ns`;
   return [
-    figure("router_request_ns", requestNs, "ns", 2000, { note }),
-    figure("router_response_ns", responseNs, "ns", 2000, { note }),
+    figure("router_request_ns", requestNs.cpuNs, "ns", 2000, { note: note(requestNs) }),
+    figure("router_response_ns", responseNs.cpuNs, "ns", 2000, { note: note(responseNs) }),
     figure("router_request_bytes", [Buffer.byteLength(requestCode, "utf8")], "bytes", 2048, { note: "rendered viewer-request code (fallback baked in)" }),
     figure("router_response_bytes", [Buffer.byteLength(responseCode, "utf8")], "bytes", 2048, { note: "rendered viewer-response code" }),
   ];
