@@ -1,9 +1,12 @@
 // Read-only commands: `status`, `history` and `verify`. They never change the stack.
+import * as http from "node:http";
+import * as https from "node:https";
 import { otherSlot, type Slot } from "../infra/config";
 import { formatAuditRecord, type AuditRecord } from "./audit";
 import { OperatorNeededError } from "./errors";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import type { Reporter } from "./output";
+import type { OutputMap } from "./port";
 import { HttpProber, probeMany, SECURITY_HEADERS } from "./prober";
 import { verifyAllOn, systemClock } from "./rollout";
 import { parseConfigMap, readLiveConfig } from "./stackConfig";
@@ -86,9 +89,13 @@ export async function history(stackName: string, reporter: Reporter): Promise<{ 
 export async function verify(opts: { stack: string; slot?: Slot }, reporter: Reporter): Promise<object> {
   const target = await openTarget(opts.stack);
   const { config, previewToken } = await readLiveConfig(target.stack);
-  const prober = new HttpProber(edgeOf(target, await target.stack.outputs()));
+  const outputs = await target.stack.outputs();
+  const prober = new HttpProber(edgeOf(target, outputs));
   const problems: string[] = [];
   try {
+    // What a security review checks on AWS. The local edge has no TLS and s3rver enforces no bucket policy, so
+    // there these two checks would prove nothing and are not run (see automation/local/edge.ts).
+    if (!target.local) problems.push(...(await awsExposureProblems(outputs, config.slots[config.stable].release)));
     if (opts.slot === undefined) {
       await verifyAllOn({ prober, clock: systemClock }, config.stable, config.slots[config.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath).catch((e: Error) => problems.push(e.message));
     }
@@ -110,4 +117,37 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
   reporter.finish(report, `### bluegreen verify ${opts.stack}\n\n${problems.length === 0 ? "all checks passed" : problems.map((p) => `- ${p}`).join("\n")}`, problems.length === 0 ? `${report.slot} passed every check` : problems.join("\n"));
   if (problems.length > 0) throw new OperatorNeededError(`verification of ${opts.stack} failed: ${problems[0]}`);
   return report;
+}
+
+/** Status of a plain, anonymous GET (no redirects followed, no credentials). */
+function anonymousGet(url: string): Promise<{ status: number; location?: string }> {
+  const get = url.startsWith("https:") ? https.get : http.get;
+  return new Promise((resolve) => {
+    const req = get(url, { timeout: 10_000 }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", () => resolve({ status: 0 }));
+  });
+}
+
+/**
+ * Plain HTTP must redirect to HTTPS (viewer protocol policy redirect-to-https answers 301), and no object may be
+ * readable straight from an origin bucket: only CloudFront, through OAC, may read it.
+ * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-https-viewers-to-cloudfront.html
+ * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html
+ */
+async function awsExposureProblems(outputs: OutputMap, stableRelease: string | undefined): Promise<string[]> {
+  const problems: string[] = [];
+  const domain = String(outputs.domain?.value ?? outputs.distributionDomain?.value);
+  const plain = await anonymousGet(`http://${domain}/`);
+  if (plain.status !== 301 || !plain.location?.startsWith("https://")) problems.push(`http://${domain}/ answered ${plain.status}, expected a 301 redirect to https`);
+  const buckets = (outputs.bucketNames?.value ?? {}) as Record<Slot, string>;
+  for (const slot of ["blue", "green"] as const) {
+    const key = stableRelease ? `${slot}/${stableRelease}/index.html` : "index.html";
+    const direct = await anonymousGet(`https://${buckets[slot]}.s3.amazonaws.com/${key}`);
+    if (direct.status === 200) problems.push(`${buckets[slot]} serves ${key} to anonymous requests, expected 403 (only CloudFront may read it)`);
+  }
+  return problems;
 }
