@@ -1,6 +1,7 @@
 // The driver end to end on the local cloud, through the CLI in a child process: the happy path, automatic revert on
 // each kind of failure, signals, the lock, and rollback from history.
 import { expect } from "chai";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { deploy as deployInProcess, parseDuration } from "../../automation/deploy";
 import { exitCodeOf } from "../../automation/errors";
@@ -40,8 +41,8 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
     expect(res.code, `exit code; stderr:\n${res.stderr}`).to.equal(code);
   }
 
-  async function deploy(args: string[]): Promise<{ res: CliResult; report: DeployReport }> {
-    const res = await e2e.cli(["deploy", "--stack", "local", "--json", ...args]);
+  async function deploy(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<{ res: CliResult; report: DeployReport }> {
+    const res = await e2e.cli(["deploy", "--stack", "local", "--json", ...args], extraEnv);
     return { res, report: parseJson<DeployReport>(res.stdout) };
   }
 
@@ -82,9 +83,11 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
   });
 
   it("shifts release 2 onto green through 10/25/50/75/100 with each observed share within 5 points, then green is stable", async () => {
-    const { res, report } = await deploy(["--artifact", R2, "--release", "2.0.0"]);
+    const summary = path.join(e2e.stateDir, "step-summary.md");
+    const { res, report } = await deploy(["--artifact", R2, "--release", "2.0.0"], { GITHUB_STEP_SUMMARY: summary });
     expectExit(res, 0);
     expect(report.result).to.equal("succeeded");
+    expect(readFileSync(summary, "utf8")).to.match(/### bluegreen deploy local: 2\.0\.0 on green — succeeded[\s\S]*\| 10% \| \d+\.\d% \| passed \|/);
     expect(report.steps.map((s) => s.weight)).to.deep.equal([10, 25, 50, 75, 100]);
     for (const step of report.steps) {
       expect(step.verdict).to.equal("passed");

@@ -23,10 +23,10 @@ export interface E2E {
   stateDir: string;
   cloud: LocalCloud;
   env: NodeJS.ProcessEnv;
-  /** Runs `bluegreen ...args` as a child process to completion. */
-  cli(args: string[]): Promise<CliResult>;
+  /** Runs `bluegreen ...args` as a child process to completion (`extraEnv` added to its environment). */
+  cli(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<CliResult>;
   /** Starts `bluegreen ...args`; `done` settles when it exits. */
-  start(args: string[]): { child: ChildProcess; done: Promise<CliResult>; stderrSoFar(): string };
+  start(args: string[], extraEnv?: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<CliResult>; stderrSoFar(): string };
   /** A release folder: the 2.0.0 sample with its version and text changed to `release` (distinct bytes). */
   release(id: string): string;
   /** Sets rollout/verification keys on the local stack and applies them (deploy syncs config from the last update). */
@@ -40,8 +40,8 @@ export async function startE2E(): Promise<E2E> {
   const cloud = await startLocalCloud({ stateDir, advertise: true });
   const work = mkdtempSync(path.join(tmpdir(), "bluegreen-releases-"));
   const env = { ...process.env, BLUEGREEN_STATE_DIR: stateDir, NO_COLOR: "1", CI: "true", GITHUB_STEP_SUMMARY: "" };
-  const start = (args: string[]) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const start = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -53,7 +53,7 @@ export async function startE2E(): Promise<E2E> {
     stateDir,
     cloud,
     env,
-    cli: (args) => start(args).done,
+    cli: (args, extraEnv) => start(args, extraEnv).done,
     start,
     release(id) {
       const dir = path.join(work, id);
