@@ -105,6 +105,19 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     );
   }
   let unlock = lock !== undefined;
+  // From taking the lock to releasing it, SIGINT/SIGTERM never kill the process outright: a rollout in flight reverts
+  // first, and one that is over still records its result and releases the lock. (Killed in between, it left a dead
+  // holder's lock that made the next deploy ask for a rollback of a release that had completed.)
+  const controller = new AbortController();
+  let rolloutOver = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    reporter.emit({ kind: "info", message: `${signal}: ${rolloutOver ? "recording the result and releasing the lock before exit" : "reverting before exit"}` });
+    controller.abort(signal);
+  };
+  if (unlock) {
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  }
   try {
     // A CI checkout's stack file is older than what earlier runs deployed: judge from the last deployment's config
     // (history is newest first). The stack file itself is synced only once every check has passed, so a refusal
@@ -163,13 +176,6 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
       reporter.emit({ kind: "info", message: `${candidate} holds ${release} byte for byte: ${landed.size} files re-read and matched to the manifest's SHA-256` });
     }
 
-    const controller = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => {
-      reporter.emit({ kind: "info", message: `${signal}: reverting before exit` });
-      controller.abort(signal);
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
     const holder = lock?.ok ? lock.holder : undefined;
     if (!holder) throw new Error("unreachable: a deploy that is not a dry run holds the lock");
     const prober = new HttpProber(edgeOf(target, outputs));
@@ -184,8 +190,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
       throw err;
     } finally {
       prober.close();
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      rolloutOver = true;
     }
 
     if (report.result === "succeeded") {
@@ -217,5 +222,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     return report;
   } finally {
     if (unlock) await state.release();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }
