@@ -1,7 +1,6 @@
 // The local cloud's S3: s3rver on loopback, reached only through @aws-sdk/client-s3, the same code path as AWS.
 import { S3Client } from "@aws-sdk/client-s3";
 import { mkdirSync } from "node:fs";
-import S3rver from "s3rver";
 
 const LOCAL_REGION = "us-east-1";
 
@@ -17,6 +16,8 @@ export interface LocalS3 {
 /** Starts s3rver on 127.0.0.1 (`port` 0 picks a free port), keeping its objects under `directory`. */
 export async function startS3(opts: { directory: string; port?: number }): Promise<LocalS3> {
   mkdirSync(opts.directory, { recursive: true });
+  // Loaded on first use: commands that refuse bad input, or join a running cloud, never start an S3 server.
+  const { default: S3rver } = await import("s3rver");
   // vhostBuckets off: the SDK uses path-style URLs against a loopback IP, which has no bucket subdomains.
   const server = new S3rver({ address: "127.0.0.1", port: opts.port ?? 0, silent: true, directory: opts.directory, vhostBuckets: false });
   const address = await server.run();
