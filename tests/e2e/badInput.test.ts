@@ -141,4 +141,23 @@ describe("bluegreen: bad input exits 2 with one line and changes nothing", funct
       expect(after).to.deep.equal(initial);
     });
   }
+
+  it("prints the plan for --dry-run and changes nothing either", async () => {
+    await Promise.all(outcomes.values());
+    const res = await e2e.cli([...deploy(...NEXT, "--steps", "20,100"), "--dry-run", "--json"]);
+    expect(res.code, res.stderr).to.equal(0);
+    const plan = JSON.parse(res.stdout) as { result: string; slot: string; plan: { steps: number[]; release: string } };
+    expect(plan).to.deep.include({ result: "dry-run", slot: "blue" });
+    expect(plan.plan).to.deep.include({ steps: [20, 100], release: "3.0.0" });
+    expect(res.stderr).to.match(/dry run: 3\.0\.0 \(\d+ files\) → blue; steps 20, 100/);
+    expect(await snapshot(e2e)).to.deep.equal(initial);
+  });
+
+  it("runs as `npx bluegreen` in the repository after npm ci", async () => {
+    const { execFile } = await import("node:child_process");
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile("npx", ["--no-install", "bluegreen", "--help"], { cwd: path.join(__dirname, "..", ".."), env: e2e.env }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    expect(out).to.match(/bluegreen deploy/).and.to.match(/bluegreen rollback/).and.to.match(/bluegreen promote/);
+  });
 });
