@@ -25,13 +25,16 @@ export interface RollbackReport {
 }
 
 const ROLLBACK_MESSAGE = /^bluegreen rollback: restore update (\d+)/;
+// A rollout's staging update (runRollout's first `up`) already puts the candidate release on the idle slot: it is a
+// step of a rollout, not a state to return to. Restoring it would keep the rolled-back release as the next target.
+const STAGING_MESSAGE = /^bluegreen deploy \S+: stage on (blue|green)$/;
 
 function routingOf(config: ConfigMap, stack: string) {
   return parseConfigMap(config, stack).config;
 }
 
 function settled(u: UpdateSummary, stack: string): boolean {
-  if (u.kind !== "update" || u.result !== "succeeded") return false;
+  if (u.kind !== "update" || u.result !== "succeeded" || STAGING_MESSAGE.test(u.message)) return false;
   try {
     const c = routingOf(u.config, stack);
     return c.weights[c.stable] === 100 && c.slots[c.stable].release !== undefined;
