@@ -1,5 +1,6 @@
 // Loads the CloudFront Function sources from infra/router/*.js: the exact bytes the program deploys are
 // the bytes the tests and the local edge execute.
+import { transformSync } from "esbuild";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import type { Slot } from "./config";
@@ -24,15 +25,28 @@ export interface Fallback {
 export function viewerRequestCode(fallback: Fallback): string {
   const source = readFileSync(VIEWER_REQUEST_FILE, "utf8");
   if (!FALLBACK_LINE.test(source)) throw new Error(`${VIEWER_REQUEST_FILE} lacks the "const FALLBACK = ...; // @fallback" line`);
-  return checkSize(VIEWER_REQUEST_FILE, source.replace(FALLBACK_LINE, `const FALLBACK = ${JSON.stringify(fallback)}; // @fallback`));
+  return render(VIEWER_REQUEST_FILE, source.replace(FALLBACK_LINE, `const FALLBACK = ${JSON.stringify(fallback)}; // @fallback`));
 }
 
 export function viewerResponseCode(): string {
-  return checkSize(VIEWER_RESPONSE_FILE, readFileSync(VIEWER_RESPONSE_FILE, "utf8"));
+  return render(VIEWER_RESPONSE_FILE, readFileSync(VIEWER_RESPONSE_FILE, "utf8"));
 }
 
-function checkSize(file: string, code: string): string {
+const IMPORT_LINE = /^import .* from '(cloudfront|crypto)';$/gm;
+
+/**
+ * The deployed code: the source without its comments and layout (the sources document every rule; the edge needs
+ * none of it, and a function's size counts against the 10 KB limit). Only whitespace and comments go: names, the
+ * `handler` entry point and the import lines stay exactly as written, each import on its own line.
+ */
+function render(file: string, source: string): string {
+  const imports = source.match(IMPORT_LINE) ?? [];
+  const body = source.replace(IMPORT_LINE, "");
+  // es2017: the runtime documents async/await but not later syntax such as optional catch bindings.
+  const minified = transformSync(body, { minify: true, legalComments: "none", target: "es2017" }).code;
+  const code = `${imports.join("\n")}\n${minified}`;
   const bytes = Buffer.byteLength(code, "utf8");
   if (bytes > MAX_FUNCTION_CODE_BYTES) throw new Error(`${file} is ${bytes} bytes; CloudFront Functions are limited to ${MAX_FUNCTION_CODE_BYTES}`);
   return code;
 }
+

@@ -7,6 +7,7 @@ import { expect } from "chai";
 import { parse } from "yaml";
 import { runProgram, type DeclaredResource, type ProgramResult } from "../../automation/local/program";
 import type { ConfigMap } from "../../automation/port";
+import { servedOnKvsFailure } from "./fallback";
 import { checkRevision } from "../../infra/components/revisionGuard";
 import { SLOTS } from "../../infra/config";
 import { MAX_ROUTING_RECORD_CHARS, ROUTING_KEY, sha256Hex } from "../../infra/routing";
@@ -189,7 +190,7 @@ for (const stack of ["dev", "staging", "production", "local"]) {
       expect(distribution.inputs).to.include({ enabled: true, isIpv6Enabled: true, httpVersion: "http2and3" });
     });
 
-    it("stores the config's weights, releases, revision and the token's hash as a compact routing record", function () {
+    it("stores the config's weights, releases, revision and the token's hash as a compact routing record", async function () {
       const key = one(result, "aws:cloudfront/keyvaluestoreKey:KeyvaluestoreKey");
       const store = one(result, "aws:cloudfront/keyValueStore:KeyValueStore");
       expect(key.inputs.keyValueStoreArn).to.equal(store.state.arn);
@@ -200,7 +201,7 @@ for (const stack of ["dev", "staging", "production", "local"]) {
       const viewerRequest = one(result, "aws:cloudfront/function:Function", "router-viewer-request");
       expect(viewerRequest.inputs.keyValueStoreAssociations).to.deep.equal([store.state.arn]);
       expect(viewerRequest.inputs).to.include({ runtime: "cloudfront-js-2.0", publish: true });
-      expect(viewerRequest.inputs.code).to.contain(`const FALLBACK = {"slot":"blue","release":"r1"}; // @fallback`);
+      expect(await servedOnKvsFailure(String(viewerRequest.inputs.code))).to.equal("blue/r1");
     });
 
     it("exports the distribution, buckets, store, function names and routing revision", function () {

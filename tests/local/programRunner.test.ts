@@ -2,6 +2,7 @@
 // evaluated afresh for its own config, unharmed by a run that failed before it, and a crashed worker must fail
 // its run plainly and be replaced.
 import { expect } from "chai";
+import { servedOnKvsFailure } from "../infra/fallback";
 import { execFileSync, spawn } from "node:child_process";
 import * as path from "node:path";
 import { ProgramError, runProgram, type ProgramResult } from "../../automation/local/program";
@@ -28,10 +29,10 @@ function routingRecord(result: ProgramResult): Record<string, unknown> {
   return JSON.parse(String(key[0].inputs.value)) as Record<string, unknown>;
 }
 
-/** The release baked into the viewer-request function as its KVS-failure fallback. */
-function fallback(result: ProgramResult): string {
+/** The slot and release baked into the viewer-request function as its KVS-failure fallback. */
+function fallback(result: ProgramResult): Promise<string> {
   const fn = result.resources.find((r) => r.type === "aws:cloudfront/function:Function" && r.name === "router-viewer-request");
-  return /const FALLBACK = (.*); \/\/ @fallback/.exec(String(fn?.inputs.code))?.[1] ?? "(none)";
+  return servedOnKvsFailure(String(fn?.inputs.code));
 }
 
 /** The runner's worker: this process's child running programWorker.ts. */
@@ -51,8 +52,8 @@ describe("local engine: the program runner's worker", function () {
 
     expect(routingRecord(a)).to.include({ rev: 3, stable: "blue" }).and.to.deep.include({ weights: { blue: 90, green: 10 }, releases: { blue: "blue-r3", green: "green-r4" } });
     expect(routingRecord(b)).to.include({ rev: 8, stable: "green" }).and.to.deep.include({ weights: { blue: 75, green: 25 }, releases: { blue: "blue-r9", green: "green-r8" } });
-    expect(fallback(a)).to.equal(JSON.stringify({ slot: "blue", release: "blue-r3" }));
-    expect(fallback(b)).to.equal(JSON.stringify({ slot: "green", release: "green-r8" }));
+    expect(await fallback(a)).to.equal("blue/blue-r3");
+    expect(await fallback(b)).to.equal("green/green-r8");
     // Names derive from the stack, so a second stack's run carries none of the first's.
     const buckets = b.resources.filter((r) => r.type === "aws:s3/bucket:Bucket").map((r) => r.id);
     expect(buckets).to.include.members(["picasso-widget-local-b-origin-blue", "picasso-widget-local-b-origin-green"]);
