@@ -23,7 +23,7 @@ export interface Target {
   close(): Promise<void>;
 }
 
-export function isLocalStack(name: string): boolean {
+function isLocalStack(name: string): boolean {
   return name === "local" || name.startsWith("local-");
 }
 
