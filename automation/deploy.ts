@@ -93,7 +93,13 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
   const { stack } = target;
   const state = new StackState(driverStateDir(target.stateRoot, stack.name));
   // The lock first: a rollout in progress has a journal too, and must be reported as running, not as interrupted.
-  const lock = dryRun ? undefined : await state.acquire(`${shipment.action} ${release}`);
+  let lock = dryRun ? undefined : await state.acquire(`${shipment.action} ${release}`);
+  if (lock !== undefined && !lock.ok && !lock.live && (await state.journal()) === undefined) {
+    // Its holder died outside a rollout (before staging, or after the rollout ended): the lock guards nothing.
+    reporter.emit({ kind: "info", message: `taking over the lock of ${describeHolder(lock.holder)}, which is no longer running and left no rollout behind` });
+    await state.release();
+    lock = await state.acquire(`${shipment.action} ${release}`);
+  }
   const held = lock === undefined ? await state.lockState() : lock.ok ? undefined : lock;
   if (held?.live) throw new StackLockedError(`stack ${stack.name} is locked by a rollout in progress: ${describeHolder(held.holder)}`);
   if (held) throw new OperatorNeededError(`stack ${stack.name} is locked by ${describeHolder(held.holder)}, which is no longer running; run: bluegreen rollback --stack ${stack.name}`);

@@ -1,10 +1,13 @@
 // The driver end to end on the local cloud, through the CLI in a child process: the happy path, automatic revert on
 // each kind of failure, signals, the lock, and rollback from history.
 import { expect } from "chai";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import * as path from "node:path";
 import { deploy as deployInProcess, parseDuration } from "../../automation/deploy";
 import { exitCodeOf } from "../../automation/errors";
+import { driverStateDir } from "../../automation/journal";
 import { Reporter } from "../../automation/output";
 import type { DeployReport } from "../../automation/rollout";
 import type { StatusReport } from "../../automation/inspect";
@@ -209,6 +212,17 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       expectExit(second, 0);
       expect(parseJson<RollbackReport>(second.stdout)).to.deep.include({ stable: "blue", release: "1.0.0" });
       expect(await viewers()).to.deep.equal({ "200 blue 1.0.0": 200 });
+    });
+
+    it("takes over the lock of a deploy that died outside a rollout (no journal), and deploys", async () => {
+      const dead = spawnSync(process.execPath, ["-e", "0"]).pid;
+      const dir = driverStateDir(e2e.stateDir, "local");
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, "lock.json"), JSON.stringify({ pid: dead, host: hostname(), user: "ci", command: "deploy 9.9.9", startedAt: new Date().toISOString() }));
+      const { res } = await deploy(["--artifact", e2e.release("5.0.0"), "--release", "5.0.0", "--steps", "100", "--bake", "0s"]);
+      expectExit(res, 0);
+      expect(res.stderr).to.match(new RegExp(`taking over the lock of ci@.* pid ${dead} \\(deploy 9\\.9\\.9`));
+      expect(await viewers()).to.deep.equal({ "200 green 5.0.0": 200 });
     });
   });
 });
