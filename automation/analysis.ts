@@ -27,7 +27,7 @@ export interface SlotMetrics {
 export type Verdict = "passed" | "failed" | "inconclusive";
 
 export interface Finding {
-  metric: "error-rate" | "error-ratio" | "p95-latency" | "release" | "samples" | "security-headers" | "smoke" | "share";
+  metric: "error-rate" | "error-ratio" | "p95-latency" | "release" | "samples" | "security-headers" | "smoke" | "share" | "up-failed";
   slot: Slot;
   message: string;
 }

@@ -97,8 +97,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
   if (lock !== undefined && !lock.ok && !lock.live && (await state.journal()) === undefined) {
     // Its holder died outside a rollout (before staging, or after the rollout ended): the lock guards nothing.
     reporter.emit({ kind: "info", message: `taking over the lock of ${describeHolder(lock.holder)}, which is no longer running and left no rollout behind` });
-    await state.release();
-    lock = await state.acquire(`${shipment.action} ${release}`);
+    lock = await state.takeOver(lock.holder, `${shipment.action} ${release}`);
   }
   const held = lock === undefined ? await state.lockState() : lock.ok ? undefined : lock;
   if (held?.live) throw new StackLockedError(`stack ${stack.name} is locked by a rollout in progress: ${describeHolder(held.holder)}`);
@@ -201,12 +200,16 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
 
     if (report.result === "succeeded") {
       const keep = new Set<string>([release, config.slots.blue.release, config.slots.green.release].filter((r): r is string => !!r));
-      for (const u of history.filter((h) => h.result === "succeeded").slice(-config.retention * 10)) {
+      // history is newest first: the releases of the most recent successful updates are rollback targets.
+      for (const u of history.filter((h) => h.result === "succeeded").slice(0, config.retention * 10)) {
         const slots = u.config["picasso-widget:slots"]?.value;
         if (slots) for (const s of Object.values(JSON.parse(slots) as Record<string, { release?: string }>)) if (s.release) keep.add(s.release);
       }
-      const pruned = await pruneReleases(target.s3, { bucket: buckets[candidate], slot: candidate }, config.retention, keep);
-      if (pruned.length > 0) reporter.emit({ kind: "info", message: `retention: removed ${pruned.join(", ")} from ${candidate}` });
+      // Housekeeping after the release is live: a failure here must not turn a completed rollout into an error.
+      await pruneReleases(target.s3, { bucket: buckets[candidate], slot: candidate }, config.retention, keep).then(
+        (pruned) => pruned.length > 0 && reporter.emit({ kind: "info", message: `retention: removed ${pruned.join(", ")} from ${candidate}` }),
+        (err: Error) => reporter.emit({ kind: "info", message: `retention skipped: ${err.message}` }),
+      );
     }
     const settled = report.result === "succeeded" ? { slots: { ...config.slots, [candidate]: { release } }, stable: candidate } : { slots: config.slots, stable: config.stable };
     await target.audit.append({

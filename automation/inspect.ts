@@ -1,16 +1,25 @@
 // Read-only commands: `status`, `history` and `verify`. They never change the stack.
 import * as http from "node:http";
 import * as https from "node:https";
-import { otherSlot, type Slot } from "../infra/config";
+import { otherSlot, type Slot, type StackConfig } from "../infra/config";
 import { formatAuditRecord, type AuditRecord } from "./audit";
 import { OperatorNeededError } from "./errors";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import type { Reporter } from "./output";
-import type { OutputMap } from "./port";
+import type { DeploymentStack, OutputMap } from "./port";
 import { HttpProber, probeMany, SECURITY_HEADERS } from "./prober";
 import { verifyAllOn, systemClock } from "./rollout";
-import { parseConfigMap, readLiveConfig } from "./stackConfig";
+import { parseConfigMap, readLiveConfig, type LiveConfig } from "./stackConfig";
 import { edgeOf, openTarget } from "./targets";
+
+/**
+ * What the stack runs: the config of its last update, read without syncing the stack file (a CI checkout's file is
+ * older than what earlier runs deployed); the file itself only before the first update.
+ */
+async function deployedConfig(stack: DeploymentStack): Promise<LiveConfig> {
+  const [last] = await stack.history(1, 1, true);
+  return last ? parseConfigMap(last.config, stack.name) : readLiveConfig(stack);
+}
 
 export interface StatusReport {
   stack: string;
@@ -26,7 +35,7 @@ export async function status(stackName: string, reporter: Reporter): Promise<Sta
   const target = await openTarget(stackName);
   try {
     const { stack } = target;
-    const { config } = await readLiveConfig(stack);
+    const { config } = await deployedConfig(stack);
     const state = new StackState(driverStateDir(target.stateRoot, stack.name));
     const journal = await state.journal();
     const lock = await state.lockState();
@@ -60,7 +69,8 @@ export async function status(stackName: string, reporter: Reporter): Promise<Sta
 export async function history(stackName: string, reporter: Reporter): Promise<{ stack: string; updates: object[]; audit: AuditRecord[] }> {
   const target = await openTarget(stackName);
   try {
-    const updates = (await target.stack.history(undefined, undefined, false)).map((u) => {
+    // Secrets are read only to parse each update's config (a masked token would not parse); none is printed.
+    const updates = (await target.stack.history(undefined, undefined, true)).map((u) => {
       let routing = "";
       try {
         const c = parseConfigMap(u.config, stackName).config;
@@ -88,11 +98,15 @@ export async function history(stackName: string, reporter: Reporter): Promise<{ 
 /** Verifies the stable slot takes all viewers, or (with --slot) that a slot passes its checks via the preview route. */
 export async function verify(opts: { stack: string; slot?: Slot }, reporter: Reporter): Promise<object> {
   const target = await openTarget(opts.stack);
-  const { config, previewToken } = await readLiveConfig(target.stack);
-  const outputs = await target.stack.outputs();
-  const prober = new HttpProber(edgeOf(target, outputs));
   const problems: string[] = [];
+  let prober: HttpProber | undefined;
+  let config: StackConfig;
   try {
+    const deployed = await deployedConfig(target.stack);
+    config = deployed.config;
+    const { previewToken } = deployed;
+    const outputs = await target.stack.outputs();
+    prober = new HttpProber(edgeOf(target, outputs));
     // What a security review checks on AWS. The local edge has no TLS and s3rver enforces no bucket policy, so
     // there these two checks would prove nothing and are not run (see automation/local/edge.ts).
     if (!target.local) problems.push(...(await awsExposureProblems(outputs, config.slots[config.stable].release)));
@@ -110,7 +124,7 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
       if (config.verification.securityHeaders && (res.missingHeaders?.length ?? 0) > 0) problems.push(`${c.path} lacks ${res.missingHeaders!.join(", ")} (expected ${SECURITY_HEADERS.join(", ")})`);
     });
   } finally {
-    prober.close();
+    prober?.close();
     await target.close();
   }
   const report = { stack: opts.stack, slot: opts.slot ?? config.stable, ok: problems.length === 0, problems };

@@ -1,7 +1,7 @@
 // One rollout per stack at a time, and a record of the one in flight.
 // The lock is a file created with O_EXCL that names its holder; it survives a crash, and a holder whose process
 // is gone is reported as an interrupted rollout (the journal says what to restore) instead of being stolen silently.
-import { promises as fs, constants } from "node:fs";
+import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CONFIG_NAMESPACE, type Slot } from "../infra/config";
@@ -63,32 +63,62 @@ export class StackState {
   async acquire(command: string): Promise<{ ok: true; holder: LockHolder } | { ok: false; holder: LockHolder; live: boolean }> {
     await fs.mkdir(this.dir, { recursive: true });
     const holder: LockHolder = { pid: process.pid, host: os.hostname(), user: os.userInfo().username, command, startedAt: new Date().toISOString() };
+    // Written in full to a private file, then linked into place: link() fails if the lock exists, so the lock file
+    // appears atomically with its content and no reader ever sees it empty.
+    const tmp = `${this.lockFile}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    await writeAtomic(tmp, JSON.stringify(holder));
     try {
-      const fh = await fs.open(this.lockFile, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-      await fh.writeFile(JSON.stringify(holder));
-      await fh.sync();
-      await fh.close();
+      await fs.link(tmp, this.lockFile);
       return { ok: true, holder };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const current = await this.lockState();
       if (!current) return this.acquire(command);
       return { ok: false, ...current };
+    } finally {
+      await fs.rm(tmp, { force: true });
     }
   }
 
+  /**
+   * Replaces the lock of `stale`, a holder that no longer runs. Racing takers are safe: the lock is moved aside
+   * atomically, and a taker that finds it moved someone else's fresh lock puts it back.
+   */
+  async takeOver(stale: LockHolder, command: string): ReturnType<StackState["acquire"]> {
+    const aside = `${this.lockFile}.${process.pid}.stale`;
+    try {
+      await fs.rename(this.lockFile, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      return this.acquire(command);
+    }
+    const moved = await readHolder(aside);
+    if (moved.pid !== stale.pid || moved.startedAt !== stale.startedAt || moved.host !== stale.host) {
+      await fs.link(aside, this.lockFile).catch(() => undefined);
+    }
+    await fs.rm(aside, { force: true });
+    return this.acquire(command);
+  }
+
   async holder(): Promise<LockHolder | undefined> {
-    return readJson<LockHolder>(this.lockFile);
+    try {
+      return await readHolder(this.lockFile);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
   }
 
   /** The lock's holder and whether it still runs (a holder on another host is assumed to). */
   async lockState(): Promise<{ holder: LockHolder; live: boolean } | undefined> {
     const holder = await this.holder();
-    return holder && { holder, live: holder.host !== os.hostname() || alive(holder.pid) };
+    return holder && { holder, live: holder.pid > 0 && (holder.host !== os.hostname() || alive(holder.pid)) };
   }
 
+  /** Releases the lock if this process holds it (never another's). */
   async release(): Promise<void> {
-    await fs.rm(this.lockFile, { force: true });
+    const holder = await this.holder();
+    if (holder && holder.pid === process.pid && holder.host === os.hostname()) await fs.rm(this.lockFile, { force: true });
   }
 
   async journal(): Promise<JournalEntry | undefined> {
@@ -116,6 +146,18 @@ export function redactSecrets(config: ConfigMap): { snapshot: ConfigMap; secretK
     else snapshot[k] = { ...v };
   }
   return { snapshot, secretKeys };
+}
+
+/** A lock file that cannot be read as a holder (damaged by hand or by the disk) names nobody alive. */
+async function readHolder(file: string): Promise<LockHolder> {
+  const text = await fs.readFile(file, "utf8");
+  try {
+    const h = JSON.parse(text) as LockHolder;
+    if (typeof h.pid === "number" && typeof h.host === "string") return h;
+  } catch {
+    // fall through
+  }
+  return { pid: 0, host: os.hostname(), user: "unknown", command: `an unreadable lock file ${file}`, startedAt: "unknown" };
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {

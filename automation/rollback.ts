@@ -58,11 +58,21 @@ export function chooseRollbackTarget(history: readonly UpdateSummary[], stack: s
   }
   const current = newestFirst.find((u) => u.kind === "update" && u.result === "succeeded");
   if (!current) throw new UsageError(`stack ${stack} has no successful update to roll back from`);
+  // Stopped mid-rollout with no journal left (a CI runner killed with its working folder): the stable slot still
+  // serves the release from before that rollout, so the settled state just before it is the one to return to.
+  if (!settled(current, stack)) {
+    const before = newestFirst.find((u) => u.version < current.version && settled(u, stack));
+    if (!before) throw new UsageError(`stack ${stack} has no settled successful update before update ${current.version}: nothing to roll back to`);
+    return before;
+  }
   const restoredFrom = ROLLBACK_MESSAGE.exec(current.message);
   const floor = restoredFrom ? Number(restoredFrom[1]) : current.version;
-  const servedNow = routingOf(current.config, stack);
-  const release = servedNow.slots[servedNow.stable].release;
-  const target = newestFirst.find((u) => u.version < floor && settled(u, stack) && routingOf(u.config, stack).slots[routingOf(u.config, stack).stable].release !== release);
+  const stableRelease = (u: UpdateSummary) => {
+    const c = routingOf(u.config, stack);
+    return c.slots[c.stable].release;
+  };
+  const release = stableRelease(current);
+  const target = newestFirst.find((u) => u.version < floor && settled(u, stack) && stableRelease(u) !== release);
   if (!target) throw new UsageError(`stack ${stack} has no earlier successful update serving a release other than ${release ?? "(none)"}: nothing to roll back to`);
   return target;
 }
@@ -82,8 +92,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     if (!lock.ok && !lock.live) {
       // A dead holder's lock is taken over: finishing its interrupted rollout is exactly what rollback is for.
       reporter.emit({ kind: "info", message: `taking over the lock of ${describeHolder(lock.holder)}, which is no longer running` });
-      await state.release();
-      lock = await state.acquire(command);
+      lock = await state.takeOver(lock.holder, command);
     }
     if (!lock.ok) {
       throw new StackLockedError(`stack ${opts.stack} is locked by a rollout in progress: ${describeHolder(lock.holder)}; it reverts by itself on failure or SIGTERM`);
@@ -137,7 +146,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     return report;
   } finally {
     prober?.close();
-    if ((await state.lockState())?.holder.pid === process.pid) await state.release();
+    await state.release();
     await target.close();
   }
 }

@@ -117,6 +117,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
   let failedAt = -1;
   let failure: { metric: string; message: string } | undefined;
   try {
+    checkAbort(deps);
     await journal("staging", -1);
     deps.progress.emit({
       kind: "info",
@@ -150,8 +151,9 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
   const failedClock = deps.clock.now();
   const weight = failedAt >= 0 ? plan.steps[failedAt] : 0;
   deps.progress.emit({ kind: "info", message: `reverting to the pre-rollout config: ${failure.message}` });
-  await journal("reverting", failedAt);
   try {
+    // Best effort: a journal that cannot be written must never stand between a bad release and the revert.
+    await journal("reverting", failedAt).catch((err: Error) => deps.progress.emit({ kind: "info", message: `journal not written: ${err.message}` }));
     await restoreConfig(deps.stack, snapshot);
     await whileRestoring(config.revision, () => up(deps, `bluegreen revert ${plan.release}: ${failure.message}`.slice(0, 200)));
     await awaitRouting(deps, config.revision);
@@ -195,7 +197,7 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
     await up(deps, `bluegreen deploy ${plan.release}: ${plan.candidate} at ${weight}%`);
   } catch (err) {
     base.timings.upMs = deps.clock.now() - t1;
-    return { ...base, verdict: "up-failed", findings: [{ metric: "error-rate", slot: plan.candidate, message: `pulumi up failed at ${weight}%: ${firstLine(err)}` }] };
+    return { ...base, verdict: "up-failed", findings: [{ metric: "up-failed", slot: plan.candidate, message: `pulumi up failed at ${weight}%: ${firstLine(err)}` }] };
   }
   const t2 = deps.clock.now();
   base.timings.upMs = t2 - t1;
@@ -287,9 +289,14 @@ export async function awaitRouting(deps: Pick<RolloutDeps, "prober" | "clock">, 
   while (deps.clock.now() < deadline) {
     const res = await deps.prober.probe({ path: ROUTING_PROBE_PATH });
     if (res.status === 200) {
-      const rev = (JSON.parse(res.body.toString("utf8")) as { rev?: number }).rev;
+      let rev: unknown;
+      try {
+        rev = (JSON.parse(res.body.toString("utf8")) as { rev?: unknown }).rev;
+      } catch {
+        rev = "(unreadable)";
+      }
       if (rev === revision) return;
-      seen = `revision ${rev}`;
+      seen = `revision ${String(rev)}`;
     } else seen = `status ${res.status}`;
     await deps.clock.sleep(PROPAGATION_POLL_MS);
   }

@@ -51,6 +51,11 @@ describe("choosing what rollback restores", () => {
     expect(() => chooseRollbackTarget(history(), "local", 9)).to.throw(/--to = 9: expected an update version of stack local \(4, 3, 2, 1\)/);
   });
 
+  it("after a rollout stopped mid-way without a journal, restores the settled state just before that rollout", () => {
+    const h = history().slice(1); // newest is now "green at 50%"
+    expect(chooseRollbackTarget(h, "local").message).to.equal("bluegreen deploy 1.0.0: blue at 100%");
+  });
+
   it("ignores failed updates", () => {
     const h = history();
     h[3] = { ...h[3], result: "failed" };

@@ -147,7 +147,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
         // The first up stages the release; step k's up is the (k + 2)th.
         e2e.cloud.failUps("local", { skip: 1 + step, fail: 1 });
         const { res, report } = await deployHere(R3(), "3.0.0", "0s");
-        await expectReverted(report, res, "error-rate", step);
+        await expectReverted(report, res, "up-failed", step);
         expect(report.steps.at(-1)?.verdict).to.equal("up-failed");
         expect(report.rollback?.reason).to.match(/pulumi up failed/);
       });
