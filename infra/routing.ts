@@ -56,12 +56,7 @@ export const RESTORE_REVISION_ENV = "BLUEGREEN_RESTORE_REVISION";
  * traffic backwards. The revision in the file must not be lower than the deployed one.
  * Returns the failure message, or undefined when the new revision is acceptable.
  */
-export function revisionProblem(
-  deployed: number | undefined,
-  requested: number,
-  stackName: string,
-  restoring: string | undefined = process.env[RESTORE_REVISION_ENV],
-): string | undefined {
+export function revisionProblem(deployed: number | undefined, requested: number, stackName: string, restoring: string | undefined): string | undefined {
   if (deployed === undefined || requested >= deployed || restoring === String(requested)) return undefined;
   return (
     `picasso-widget:revision = ${requested} is older than the deployed routing revision ${deployed}: ` +

@@ -5,7 +5,7 @@ import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { CONFIG_NAMESPACE } from "../../infra/config";
 // The guard's rule itself, not its Pulumi resource module: loading @pulumi/pulumi here would cost every CLI start a second.
-import { revisionProblem } from "../../infra/routing";
+import { RESTORE_REVISION_ENV, revisionProblem } from "../../infra/routing";
 import type { ConfigMap, DeploymentStack, OutputMap, UpdateSummary, UpOptions, UpResult } from "../port";
 import type { FaultStore } from "./faults";
 import { runProgram, type DeclaredResource, type ProgramResult } from "./program";
@@ -90,7 +90,7 @@ export class LocalStack implements DeploymentStack {
       const program = await runProgram({ stackName: this.name, config });
       applied = appliedState(program, version);
       // Under mocks the dynamic revision guard's check() never runs; the engine applies the same rule itself.
-      const problem = revisionProblem(previous?.revision, applied.revision, this.name);
+      const problem = revisionProblem(previous?.revision, applied.revision, this.name, process.env[RESTORE_REVISION_ENV]);
       if (problem !== undefined) throw new Error(problem);
       await this.ensureBuckets(program.resources);
       changes = resourceChanges(previous?.resources ?? {}, applied.resources);
