@@ -190,13 +190,12 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
         { stack, prober, clock: systemClock, progress: reporter, state, holder, signal: controller.signal },
         { plan, config: live.config, snapshot: live.map, previewToken: live.previewToken, manifest },
       );
-    } catch (err) {
-      if (err instanceof OperatorNeededError) unlock = false;
-      throw err;
     } finally {
       prober.close();
       rolloutOver = true;
     }
+    // A revert that did not complete leaves its journal and lock for `bluegreen rollback` to finish and take over.
+    if (report.result === "failed") unlock = false;
 
     if (report.result === "succeeded") {
       const keep = new Set<string>([release, config.slots.blue.release, config.slots.green.release].filter((r): r is string => !!r));
@@ -225,9 +224,10 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
       details: { ...gateDetails, slot: candidate, steps: report.steps.map((s) => ({ weight: s.weight, verdict: s.verdict, observedShare: s.observedShare })), rollback: report.rollback },
     });
     await notify(config.webhooks, `bluegreen ${stack.name}: ${release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
-    const headline = report.result === "succeeded" ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `rolled back: ${report.rollback?.reason}`;
+    const headline = report.result === "succeeded" ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `${report.result}: ${report.rollback?.reason}`;
     reporter.finish(report, deploySummaryMarkdown(report), headline);
     if (report.result === "rolled-back") throw new RolledBackError(`${release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}`);
+    if (report.result === "failed") throw new OperatorNeededError(`${release} at ${report.rollback?.weight}%: ${report.rollback?.reason}`);
     return report;
   } finally {
     if (unlock) await state.release();

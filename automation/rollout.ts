@@ -3,7 +3,6 @@
 import { createHash } from "node:crypto";
 import type { Slot, StackConfig } from "../infra/config";
 import { analyseStep, type Finding, type Sample, type SlotMetrics, type Verdict } from "./analysis";
-import { OperatorNeededError } from "./errors";
 import type { LockHolder, StackState } from "./journal";
 import { redactSecrets } from "./journal";
 import { candidateWeight, stageConfig, stepConfig, type TrafficPlan } from "./plan";
@@ -159,9 +158,11 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     await awaitRouting(deps, config.revision);
     await verifyAllOn(deps, plan.stable, config.slots[plan.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath);
   } catch (err) {
-    throw new OperatorNeededError(
-      `revert of ${deps.stack.name} did not complete (${err instanceof Error ? err.message : String(err)}); run: bluegreen rollback --stack ${deps.stack.name}`,
-    );
+    // The journal stays: `bluegreen rollback` finishes what this could not. The report says so (result "failed").
+    const message = `revert did not complete (${firstLine(err)}); run: bluegreen rollback --stack ${deps.stack.name}`;
+    deps.progress.emit({ kind: "info", message });
+    const rollback: RollbackReport = { reason: `${failure.message}; ${message}`, step: failedAt >= 0 ? failedAt : null, weight, metric: failure.metric, restoredRevision: config.revision, restoreMs: deps.clock.now() - failedClock };
+    return report("failed", rollback, plan.stable);
   }
   await deps.state.clear();
   const rollback: RollbackReport = {

@@ -154,6 +154,26 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
     }
   });
 
+  describe("a revert that cannot complete", () => {
+    it("reports result failed with exit 3 and the command to run, and `rollback` then finishes the revert", async () => {
+      await e2e.tune({ rollout: { bakeSeconds: 0, probesPerStep: 100, minSamples: 20 } });
+      const before = await e2e.config();
+      // The staging up succeeds; the first step's up and the revert's up fail.
+      e2e.cloud.failUps("local", { skip: 1, fail: 2 });
+      const { res, report } = await deploy(["--artifact", e2e.release("3.0.0"), "--release", "3.0.0"]);
+      expectExit(res, 3);
+      expect(report.result).to.equal("failed");
+      expect(report.rollback?.reason).to.match(/revert did not complete .*run: bluegreen rollback --stack local/);
+      expect(res.stderr).to.match(/run: bluegreen rollback --stack local/);
+      const status = parseJson<StatusReport>((await e2e.cli(["status", "--stack", "local", "--json"])).stdout);
+      expect(status.rollout.state).to.equal("interrupted");
+      const rb = await e2e.cli(["rollback", "--stack", "local", "--json"]);
+      expectExit(rb, 0);
+      expect(await e2e.config()).to.deep.equal(before);
+      expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
+    });
+  });
+
   describe("signals and the lock", () => {
     beforeEach(async () => {
       await e2e.tune({ rollout: { bakeSeconds: 0, probesPerStep: 100, minSamples: 20 } });
