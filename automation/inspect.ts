@@ -109,7 +109,7 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
     prober = new HttpProber(edgeOf(target, outputs));
     // What a security review checks on AWS. The local edge has no TLS and s3rver enforces no bucket policy, so
     // there these two checks would prove nothing and are not run (see automation/local/edge.ts).
-    if (!target.local) problems.push(...(await awsExposureProblems(outputs, config.slots[config.stable].release)));
+    if (!target.local) problems.push(...(await awsExposureProblems(outputs, config.slots[config.stable].release, deployed.map["aws:region"]?.value ?? "us-east-1")));
     if (opts.slot === undefined) {
       await verifyAllOn({ prober, clock: systemClock }, config.stable, config.slots[config.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath).catch((e: Error) => problems.push(e.message));
     }
@@ -152,7 +152,7 @@ function anonymousGet(url: string): Promise<{ status: number; location?: string 
  * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-https-viewers-to-cloudfront.html
  * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html
  */
-async function awsExposureProblems(outputs: OutputMap, stableRelease: string | undefined): Promise<string[]> {
+async function awsExposureProblems(outputs: OutputMap, stableRelease: string | undefined, region: string): Promise<string[]> {
   const problems: string[] = [];
   const domain = String(outputs.domain?.value ?? outputs.distributionDomain?.value);
   const plain = await anonymousGet(`http://${domain}/`);
@@ -160,8 +160,9 @@ async function awsExposureProblems(outputs: OutputMap, stableRelease: string | u
   const buckets = (outputs.bucketNames?.value ?? {}) as Record<Slot, string>;
   for (const slot of ["blue", "green"] as const) {
     const key = stableRelease ? `${slot}/${stableRelease}/index.html` : "index.html";
-    const direct = await anonymousGet(`https://${buckets[slot]}.s3.amazonaws.com/${key}`);
-    if (direct.status === 200) problems.push(`${buckets[slot]} serves ${key} to anonymous requests, expected 403 (only CloudFront may read it)`);
+    // The regional endpoint: the global one redirects for buckets outside us-east-1. Only an explicit 403 passes.
+    const direct = await anonymousGet(`https://${buckets[slot]}.s3.${region}.amazonaws.com/${key}`);
+    if (direct.status !== 403) problems.push(`${buckets[slot]} answered ${direct.status || "nothing"} to an anonymous read of ${key}, expected 403 (only CloudFront may read it)`);
   }
   return problems;
 }

@@ -28,7 +28,7 @@ export async function readLiveConfig(stack: DeploymentStack): Promise<LiveConfig
 
 const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
 
-/** Writes the routing keys of `next` (JSON values: the program reads them with getObject). */
+/** Writes the routing keys of `next` as JSON values: the program decodes every value of its namespace as JSON. */
 export async function writeRouting(stack: DeploymentStack, next: StackConfig): Promise<void> {
   await stack.setAllConfig({
     [key("slots")]: { value: JSON.stringify(next.slots), secret: false },

@@ -40,10 +40,12 @@ const cdn = new Cdn("cdn", {
   certificateArn: config.certificateArn,
 });
 const audit = new AuditBucket("audit");
-new OriginBucketPolicies("origin-policy", { buckets: origins.buckets, publicAccessBlocks: origins.publicAccessBlocks, distributionArn: cdn.distribution.arn });
+new OriginBucketPolicies("origin-policy", { buckets: origins.buckets, configured: origins.configured, distributionArn: cdn.distribution.arn });
 
 export const distributionId = cdn.distribution.id;
 export const distributionDomain = cdn.distribution.domainName;
+/** The custom domain viewers use, when one is configured. */
+export const domain = config.domain;
 export const bucketNames = { blue: origins.buckets.blue.bucket, green: origins.buckets.green.bucket };
 export const keyValueStoreArn = router.keyValueStore.arn;
 export const viewerRequestFunction = router.viewerRequest.name;

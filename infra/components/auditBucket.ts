@@ -41,9 +41,9 @@ export class AuditBucket extends pulumi.ComponentResource {
     const childName = `${name}-log`;
     const bucket = new aws.s3.Bucket(childName, { tags: args.tags }, { parent: this });
     // Versioned: a deleted record leaves a delete marker and its earlier versions; `audit verify` names the gap.
-    const block = makePrivate(childName, bucket, this);
+    const configured = makePrivate(childName, bucket, this);
     // S3 aborts a PutBucketPolicy that races a PutPublicAccessBlock on the same bucket (OperationAborted).
-    new aws.s3.BucketPolicy(childName, { bucket: bucket.id, policy: bucket.arn.apply((arn) => JSON.stringify(auditBucketPolicy(arn))) }, { parent: this, dependsOn: [block] });
+    new aws.s3.BucketPolicy(childName, { bucket: bucket.id, policy: bucket.arn.apply((arn) => JSON.stringify(auditBucketPolicy(arn))) }, { parent: this, dependsOn: [configured] });
     this.bucket = bucket;
     this.registerOutputs({ bucketName: bucket.bucket });
   }

@@ -11,8 +11,8 @@ export const ORIGIN_BUCKET_POLICIES_TYPE = "picasso:widget:OriginBucketPolicies"
 export interface OriginBucketPoliciesArgs {
   /** The slot buckets to protect. */
   buckets: Record<Slot, aws.s3.Bucket>;
-  /** Each bucket's public-access block; the policy is applied after it. */
-  publicAccessBlocks: Record<Slot, aws.s3.BucketPublicAccessBlock>;
+  /** The last of each bucket's private settings (makePrivate); the policy is applied after it. */
+  configured: Record<Slot, pulumi.Resource>;
   /** ARN of the one distribution allowed to read (the `AWS:SourceArn` condition). */
   distributionArn: pulumi.Input<string>;
 }
@@ -46,7 +46,7 @@ export class OriginBucketPolicies extends pulumi.ComponentResource {
           bucket: bucket.id,
           policy: pulumi.all([bucket.arn, args.distributionArn]).apply(([bucketArn, distributionArn]) => JSON.stringify(originBucketPolicy(bucketArn, distributionArn))),
         },
-        { parent: this, dependsOn: [args.publicAccessBlocks[slot]] },
+        { parent: this, dependsOn: [args.configured[slot]] },
       );
     }
     this.registerOutputs({});

@@ -16,20 +16,20 @@ export interface OriginBucketsArgs {
 export class OriginBuckets extends pulumi.ComponentResource {
   public readonly buckets: Record<Slot, aws.s3.Bucket>;
   /** The bucket policies wait for these: S3 aborts a PutBucketPolicy that races a PutPublicAccessBlock on the same bucket (OperationAborted). */
-  public readonly publicAccessBlocks: Record<Slot, aws.s3.BucketPublicAccessBlock>;
+  public readonly configured: Record<Slot, pulumi.Resource>;
 
   constructor(name: string, args: OriginBucketsArgs = {}, opts?: pulumi.ComponentResourceOptions) {
     super(ORIGIN_BUCKETS_TYPE, name, {}, opts);
     const buckets = {} as Record<Slot, aws.s3.Bucket>;
-    const publicAccessBlocks = {} as Record<Slot, aws.s3.BucketPublicAccessBlock>;
+    const configured = {} as Record<Slot, pulumi.Resource>;
     for (const slot of SLOTS) {
       const childName = `${name}-${slot}`;
       const bucket = new aws.s3.Bucket(childName, { tags: args.tags }, { parent: this });
-      publicAccessBlocks[slot] = makePrivate(childName, bucket, this);
+      configured[slot] = makePrivate(childName, bucket, this);
       buckets[slot] = bucket;
     }
     this.buckets = buckets;
-    this.publicAccessBlocks = publicAccessBlocks;
+    this.configured = configured;
     this.registerOutputs({ bucketNames: { blue: buckets.blue.bucket, green: buckets.green.bucket } });
   }
 }

@@ -3,8 +3,12 @@
 import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
 
-/** Declares the bucket's private settings; returns its public-access block (a bucket policy must wait for it). */
-export function makePrivate(name: string, bucket: aws.s3.Bucket, parent: pulumi.Resource): aws.s3.BucketPublicAccessBlock {
+/**
+ * Declares the bucket's private settings, one after another: S3 answers OperationAborted to concurrent
+ * configuration changes of one bucket (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html).
+ * Returns the last of them: a bucket policy must wait for it (and so for the public-access block).
+ */
+export function makePrivate(name: string, bucket: aws.s3.Bucket, parent: pulumi.Resource): pulumi.Resource {
   const block = new aws.s3.BucketPublicAccessBlock(
     name,
     { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
@@ -12,13 +16,16 @@ export function makePrivate(name: string, bucket: aws.s3.Bucket, parent: pulumi.
   );
   // ACLs disabled: the bucket owner owns every object, so access is decided by the bucket policy alone.
   // https://docs.aws.amazon.com/AmazonS3/latest/userguide/about-object-ownership.html
-  new aws.s3.BucketOwnershipControls(name, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, { parent });
+  const ownership = new aws.s3.BucketOwnershipControls(name, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, { parent, dependsOn: [block] });
   // Versioning keeps an overwritten or deleted object recoverable.
-  new aws.s3.BucketVersioning(name, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent });
+  const versioning = new aws.s3.BucketVersioning(name, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, { parent, dependsOn: [ownership] });
   // SSE-S3 rather than SSE-KMS: OAC reading SSE-KMS objects needs a key policy for CloudFront as well.
   // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html#create-oac-overview-s3
-  new aws.s3.BucketServerSideEncryptionConfiguration(name, { bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }] }, { parent });
-  return block;
+  return new aws.s3.BucketServerSideEncryptionConfiguration(
+    name,
+    { bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }] },
+    { parent, dependsOn: [versioning] },
+  );
 }
 
 /** The policy statement that denies every request made over plain HTTP. */
