@@ -52,12 +52,15 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank))];
 }
 
-/** A 5xx (or no response at all, status 0) is an error; 4xx answers are the client's business. */
-export function isError(status: number): boolean {
-  return status === 0 || status >= 500;
+/**
+ * Every probe asks for the health path, which a release must serve: a 4xx is as much a failure as a 5xx (through
+ * OAC a missing object answers 403), and status 0 means no response at all.
+ */
+function isError(status: number): boolean {
+  return status === 0 || status >= 400;
 }
 
-export function slotMetrics(samples: readonly Sample[]): SlotMetrics {
+function slotMetrics(samples: readonly Sample[]): SlotMetrics {
   const latencies = samples.map((s) => s.latencyMs).sort((a, b) => a - b);
   const errors = samples.filter((s) => isError(s.status)).length;
   const releases: Record<string, number> = {};
@@ -111,7 +114,7 @@ export function analyseStep(input: {
     fail({ metric: "error-ratio", slot: candidate, message: `${candidate} error rate ${pct(n.errorRate)} is above ${thresholds.maxErrorRatio}x ${stable}'s ${pct(s.errorRate)}` });
   }
   if (s.requests > 0 && n.requests > 0 && n.p95Ms > thresholds.maxP95Ratio * Math.max(s.p95Ms, P95_FLOOR_MS)) {
-    fail({ metric: "p95-latency", slot: candidate, message: `${candidate} p95 ${n.p95Ms.toFixed(1)} ms is above ${thresholds.maxP95Ratio}x ${stable}'s ${s.p95Ms.toFixed(1)} ms` });
+    fail({ metric: "p95-latency", slot: candidate, message: `${candidate} p95 ${n.p95Ms.toFixed(1)} ms is above ${thresholds.maxP95Ratio}x ${stable}'s ${s.p95Ms.toFixed(1)} ms (compared with at least ${P95_FLOOR_MS} ms)` });
   }
   const missing = new Set(tagged.flatMap((x) => x.missingHeaders ?? []));
   if (missing.size > 0) fail({ metric: "security-headers", slot: candidate, message: `responses lack ${[...missing].join(", ")}` });

@@ -54,7 +54,7 @@ export function checkApprovalGate(gate: ApprovalGate, approvals: readonly Approv
  * role. An approver the config does not know means the GitHub environment's reviewers and the stack config disagree:
  * that is refused rather than ignored. Returns the approvers, for the audit record.
  */
-export function enforceApprovalGate(stack: string, gate: ApprovalGate, approvals: readonly Approval[]): Approver[] {
+function enforceApprovalGate(stack: string, gate: ApprovalGate, approvals: readonly Approval[]): Approver[] {
   const check = checkApprovalGate(gate, approvals);
   const given = check.approvers.length > 0 ? check.approvers.map((a) => `${a.login} (${a.roles.join(", ") || "no role"})`).join(", ") : "none";
   if (check.strangers.length > 0) {

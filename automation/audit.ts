@@ -10,9 +10,9 @@ import { sha256Hex } from "../infra/routing";
 import { OperatorNeededError } from "./errors";
 import { localStateDir, stackDir } from "./local/state";
 
-export const AUDIT_ACTIONS = ["deploy", "promote", "approval", "rollback", "revert"] as const;
+const AUDIT_ACTIONS = ["deploy", "promote", "approval", "rollback", "revert"] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
-export const AUDIT_RESULTS = ["succeeded", "rolled-back", "failed", "approved", "refused"] as const;
+const AUDIT_RESULTS = ["succeeded", "rolled-back", "failed", "approved", "refused"] as const;
 export type AuditResult = (typeof AUDIT_RESULTS)[number];
 
 /** The prevHash of the first record: no line precedes it. */
@@ -268,7 +268,7 @@ export class S3AuditStore implements AuditStore {
 }
 
 /** The S3 key prefix of a stack's audit records. */
-export function auditPrefix(stack: string): string {
+function auditPrefix(stack: string): string {
   return `audit/${stack}/`;
 }
 

@@ -18,7 +18,7 @@ function auditLogOf(args: VerifyArgs): AuditLog {
   return new AuditLog(new S3AuditStore(new S3Client({}), args.bucket, args.stack));
 }
 
-export async function verifyAudit(args: VerifyArgs): Promise<number> {
+async function verifyAudit(args: VerifyArgs): Promise<number> {
   const log = auditLogOf(args);
   const verdict = await log.verify();
   // A tampered trail is not bad input and nothing rolled back: a person has to find out what changed it.

@@ -42,7 +42,7 @@ export function parseDuration(flag: string, text: string | undefined): number | 
   return ms;
 }
 
-export function checkRelease(release: string): void {
+function checkRelease(release: string): void {
   const problem = releaseIdProblem(release);
   if (problem) throw new UsageError(`--release = ${JSON.stringify(release)}: expected ${problem}`);
 }

@@ -18,7 +18,7 @@ function colors(env: NodeJS.ProcessEnv, tty: boolean) {
   return { green: wrap(32), red: wrap(31), yellow: wrap(33), dim: wrap(2), bold: wrap(1) };
 }
 
-export function stepLine(s: StepReport, total: number): string {
+function stepLine(s: StepReport, total: number): string {
   const m = s.metrics;
   const per = m
     ? (["blue", "green"] as const).map((slot) => `${slot} ${m[slot].requests} req ${(100 * m[slot].errorRate).toFixed(1)}% err p95 ${m[slot].p95Ms.toFixed(1)} ms`).join(" | ")

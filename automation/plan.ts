@@ -34,7 +34,7 @@ export function candidateWeight(plan: TrafficPlan, index: number, aborted: boole
   return aborted || index < 0 ? 0 : plan.steps[Math.min(index, plan.steps.length - 1)];
 }
 
-export function weightsFor(plan: TrafficPlan, candidatePercent: number): Record<Slot, number> {
+function weightsFor(plan: TrafficPlan, candidatePercent: number): Record<Slot, number> {
   if (plan.bootstrap) return { [plan.stable]: 100, [otherSlot(plan.stable)]: 0 } as Record<Slot, number>;
   return { [plan.candidate]: candidatePercent, [plan.stable]: 100 - candidatePercent } as Record<Slot, number>;
 }

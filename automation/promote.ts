@@ -67,7 +67,7 @@ export async function promote(opts: PromoteOptions, reporter: Reporter): Promise
  * last update succeeded, its last rollout was not rolled back, that update's config has the stable slot at 100
  * percent, the edge serves that slot's release to every fresh viewer, and its objects match the release manifest.
  */
-export async function servedRelease(source: Target, reporter: Reporter): Promise<ServedRelease> {
+async function servedRelease(source: Target, reporter: Reporter): Promise<ServedRelease> {
   const { stack } = source;
   const refuse = (expected: string) => new UsageError(`--from = ${JSON.stringify(stack.name)}: expected ${expected}`);
   const journal = await new StackState(driverStateDir(source.stateRoot, stack.name)).journal();

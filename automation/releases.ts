@@ -44,7 +44,7 @@ const CONTENT_TYPES: Record<string, string> = {
 /** A name like `widget.3f9a1c2e.js` carries its content hash: it can be cached forever. */
 const FINGERPRINTED = /\.[0-9a-f]{8,}\.[a-z0-9]+$/i;
 
-export function cacheControlFor(file: string): string {
+function cacheControlFor(file: string): string {
   // Browsers ask for "/" whatever the slot, so entry points must revalidate there (max-age=0) for a weight shift
   // to reach them. The edge caches under `/<slot>/<release>/...`, which never changes once uploaded, so CloudFront
   // may keep it long (s-maxage wins over max-age for shared caches); fingerprinted assets never change anywhere.
@@ -145,7 +145,8 @@ export interface UploadResult {
 
 /**
  * Uploads a release to `<slot>/<release>/` with its metadata, then writes the manifest last (a manifest present means
- * the upload completed). Files already uploaded with the same hash (an earlier, interrupted attempt) are skipped.
+ * the upload completed). Files a completed earlier upload of the same release already holds with the same hash are
+ * skipped.
  */
 export async function uploadRelease(
   s3: S3Client,

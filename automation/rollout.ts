@@ -30,7 +30,7 @@ export interface Progress {
 export interface StepReport {
   index: number;
   weight: number;
-  verdict: Verdict | "up-failed" | "not-propagated" | "aborted";
+  verdict: Verdict | "up-failed" | "not-propagated";
   observedShare: number;
   viewerSamples: number;
   metrics: Record<Slot, SlotMetrics> | null;
@@ -134,7 +134,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
       const step = await runStep(deps, input, staged, expected, i);
       steps.push(step);
       deps.progress.emit({ kind: "step", step, total: plan.steps.length });
-      if (step.verdict === "failed" || step.verdict === "up-failed" || step.verdict === "not-propagated" || (step.verdict === "inconclusive" && config.rollout.inconclusive === "fail")) {
+      if (step.verdict !== "passed" && !(step.verdict === "inconclusive" && config.rollout.inconclusive === "pass")) {
         const f = step.findings[0];
         throw new StepFailed({ metric: f?.metric ?? step.verdict, message: f?.message ?? step.verdict });
       }
@@ -203,8 +203,9 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
   const t2 = deps.clock.now();
   base.timings.upMs = t2 - t1;
   try {
-    await awaitRouting(deps, next.revision);
+    await awaitRouting(deps, next.revision, deps.signal);
   } catch (err) {
+    if (err instanceof StepFailed) throw err;
     return { ...base, verdict: "not-propagated", findings: [{ metric: "share", slot: plan.candidate, message: firstLine(err) }] };
   }
   const t3 = deps.clock.now();
@@ -284,10 +285,12 @@ async function probeIntegrity(deps: RolloutDeps, request: ProbeRequest, attempts
 }
 
 /** VerifyWeight: waits until the edge reads the routing revision just written. */
-export async function awaitRouting(deps: Pick<RolloutDeps, "prober" | "clock">, revision: number): Promise<void> {
+export async function awaitRouting(deps: Pick<RolloutDeps, "prober" | "clock">, revision: number, signal?: AbortSignal): Promise<void> {
   const deadline = deps.clock.now() + PROPAGATION_TIMEOUT_MS;
   let seen: string = "nothing";
   while (deps.clock.now() < deadline) {
+    // A signal while waiting to move forward stops the wait at once (the revert that follows does not pass one).
+    if (signal?.aborted) throw new StepFailed({ metric: "interrupted", message: `interrupted by ${String(signal.reason ?? "a signal")}` });
     const res = await deps.prober.probe({ path: ROUTING_PROBE_PATH });
     if (res.status === 200) {
       let rev: unknown;
