@@ -41,8 +41,7 @@ export async function status(stackName: string, reporter: Reporter): Promise<Sta
     const lock = await state.lockState();
     let rollout: StatusReport["rollout"] = { state: "idle" };
     if (journal) {
-      const state = lock?.live ? "in-progress" : "interrupted";
-      rollout = { state, release: journal.release, phase: journal.phase, weight: journal.weight, holder: describeHolder(journal.holder) };
+      rollout = { state: lock?.live ? "in-progress" : "interrupted", release: journal.release, phase: journal.phase, weight: journal.weight, holder: describeHolder(journal.holder) };
     } else if (lock?.live) rollout = { state: "in-progress", holder: describeHolder(lock.holder) };
     const [last] = await stack.history(1, 1, false);
     const report: StatusReport = {
