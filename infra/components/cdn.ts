@@ -101,6 +101,11 @@ export class Cdn extends pulumi.ComponentResource {
           ],
         },
         restrictions: { geoRestriction: { restrictionType: "none" } },
+        // Only the final step and a revert change the distribution itself (the default origin follows the stable
+        // slot); traffic moves through the KeyValueStore, and the driver verifies what the edge serves. Waiting for
+        // the distribution's own rollout (minutes) would hold those `up`s for nothing.
+        // https://www.pulumi.com/registry/packages/aws/api-docs/cloudfront/distribution/#waitfordeployment_nodejs
+        waitForDeployment: false,
         // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/secure-connections-supported-viewer-protocols-ciphers.html
         viewerCertificate: customDomain
           ? { acmCertificateArn: args.certificateArn, sslSupportMethod: "sni-only", minimumProtocolVersion: "TLSv1.2_2021" }

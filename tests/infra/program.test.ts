@@ -153,6 +153,7 @@ for (const stack of ["dev", "staging", "production", "local"]) {
       const behavior = distribution.inputs.defaultCacheBehavior as Record<string, unknown>;
       expect(behavior.viewerProtocolPolicy).to.equal("redirect-to-https");
       expect(behavior.targetOriginId).to.equal("blue");
+      expect(distribution.inputs.waitForDeployment).to.equal(false);
       const functionArn = (name: string) => one(result, "aws:cloudfront/function:Function", name).state.arn;
       expect(behavior.functionAssociations).to.have.deep.members([
         { eventType: "viewer-request", functionArn: functionArn("router-viewer-request") },
