@@ -3,42 +3,33 @@
 
 export const EXIT = { ok: 0, rolledBack: 1, badInput: 2, operatorNeeded: 3 } as const;
 
-/** The rollout failed and traffic is back on the stable slot (the report says why). */
-export class RolledBackError extends Error {
-  readonly exitCode = EXIT.rolledBack;
+/** A failure that carries the exit code it means. */
+abstract class ExitError extends Error {
+  abstract readonly exitCode: number;
   constructor(message: string) {
     super(message);
-    this.name = "RolledBackError";
+    this.name = new.target.name;
   }
+}
+
+/** The rollout failed and traffic is back on the stable slot (the report says why). */
+export class RolledBackError extends ExitError {
+  readonly exitCode = EXIT.rolledBack;
 }
 
 /** Bad input: nothing was changed. One line naming the field, the value and what is allowed. */
-export class UsageError extends Error {
+export class UsageError extends ExitError {
   readonly exitCode = EXIT.badInput;
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
 }
 
 /** The system is in a state a human must resolve; the message says exactly what to run. */
-export class OperatorNeededError extends Error {
+export class OperatorNeededError extends ExitError {
   readonly exitCode = EXIT.operatorNeeded;
-  constructor(message: string) {
-    super(message);
-    this.name = "OperatorNeededError";
-  }
 }
 
 /** Another rollout holds the stack's lock. Bad input from the caller's point of view: nothing changed. */
-export class StackLockedError extends UsageError {
-  constructor(message: string) {
-    super(message);
-    this.name = "StackLockedError";
-  }
-}
+export class StackLockedError extends UsageError {}
 
 export function exitCodeOf(err: unknown): number {
-  if (err instanceof UsageError || err instanceof OperatorNeededError || err instanceof RolledBackError) return err.exitCode;
-  return EXIT.operatorNeeded;
+  return err instanceof ExitError ? err.exitCode : EXIT.operatorNeeded;
 }

@@ -5,7 +5,7 @@ import { z } from "zod";
 export const CONFIG_NAMESPACE = "picasso-widget";
 export const SLOTS = ["blue", "green"] as const;
 export type Slot = (typeof SLOTS)[number];
-export const ENVIRONMENTS = ["dev", "staging", "production", "local"] as const;
+const ENVIRONMENTS = ["dev", "staging", "production", "local"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
 
 export function otherSlot(slot: Slot): Slot {
@@ -15,7 +15,7 @@ export function otherSlot(slot: Slot): Slot {
 // Release ids become S3 key prefixes and URI segments: no "/", no "..", and short enough that the
 // routing record stays far below the 1,024-character KeyValueStore value limit.
 // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-keyvaluestores
-export const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const RELEASE_RULE = "1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit, without '..'";
 
 export function releaseIdProblem(id: string): string | undefined {
@@ -70,7 +70,7 @@ const smokeCheck = z.strictObject(
   { error: "an object { path, status?, contains? }" },
 );
 
-export const verificationSchema = z.strictObject(
+const verificationSchema = z.strictObject(
   {
     healthPath: urlPath.default("/version.json"),
     smoke: z.array(smokeCheck, { error: "a list of { path, status?, contains? }" }).default([{ path: "/", status: 200 }]),
@@ -81,7 +81,7 @@ export const verificationSchema = z.strictObject(
 );
 
 const githubLogin = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, { error: "GitHub logins" });
-export const approvalsSchema = z
+const approvalsSchema = z
   .strictObject(
     {
       /** Roles whose approval a promotion into this stack requires. */
@@ -93,7 +93,7 @@ export const approvalsSchema = z
   )
   .refine((a) => a.required.every((role) => (a.holders[role] ?? []).length > 0), { error: "every required role must have at least one holder" });
 
-export const stackConfigSchema = z
+const stackConfigSchema = z
   .strictObject({
     environment: z.enum(ENVIRONMENTS, { error: `one of ${ENVIRONMENTS.join(", ")}` }),
     slots: z.strictObject({ blue: slotState, green: slotState }, { error: "an object { blue: { release }, green: { release } }" }),
@@ -128,10 +128,9 @@ export const stackConfigSchema = z
 
 export type StackConfig = z.infer<typeof stackConfigSchema>;
 export type RolloutConfig = StackConfig["rollout"];
-export type VerificationConfig = StackConfig["verification"];
 
 /** The config keys the schema reads, in the `picasso-widget` namespace (previewToken is read apart: it is a secret). */
-export const CONFIG_KEYS = Object.keys(stackConfigSchema.shape ?? {}) as (keyof StackConfig)[];
+const CONFIG_KEYS = Object.keys(stackConfigSchema.shape ?? {}) as (keyof StackConfig)[];
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -185,7 +184,7 @@ export function parseStackConfig(raw: Record<string, unknown>, stackName: string
 }
 
 /** Minimum preview-token length: it guards an unlisted route to an unreleased slot. */
-export const MIN_PREVIEW_TOKEN_LENGTH = 16;
+const MIN_PREVIEW_TOKEN_LENGTH = 16;
 
 export function checkPreviewToken(token: string | undefined, stackName: string): void {
   if (token !== undefined && token.length < MIN_PREVIEW_TOKEN_LENGTH) {
@@ -214,7 +213,7 @@ export function rawFromConfigMap(map: Record<string, { value: string; secret?: b
 }
 
 /** Pulumi config values are strings; objects, arrays, numbers and booleans arrive JSON-encoded. */
-export function decodeConfigValue(value: string): unknown {
+function decodeConfigValue(value: string): unknown {
   try {
     return JSON.parse(value);
   } catch {

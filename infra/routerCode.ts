@@ -5,9 +5,9 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import type { Slot } from "./config";
 
-export const ROUTER_DIR = path.join(__dirname, "router");
-export const VIEWER_REQUEST_FILE = path.join(ROUTER_DIR, "viewer-request.js");
-export const VIEWER_RESPONSE_FILE = path.join(ROUTER_DIR, "viewer-response.js");
+const ROUTER_DIR = path.join(__dirname, "router");
+const VIEWER_REQUEST_FILE = path.join(ROUTER_DIR, "viewer-request.js");
+const VIEWER_RESPONSE_FILE = path.join(ROUTER_DIR, "viewer-response.js");
 
 /** CloudFront Functions code is limited to 10 KB.
  * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-functions */
