@@ -42,6 +42,16 @@ describe("CloudFront Functions runtime shim", () => {
       expect(output).to.deep.include({ uri: "undefinedundefinedundefined" });
     });
 
+    it("gives the code the context's own built-ins, and lets it shadow them", async () => {
+      const code = [
+        "const checks = [Number === globalThis.Number, JSON === globalThis.JSON, [] instanceof Array, Object.getPrototypeOf({}) === Object.prototype];",
+        "function parseInt() { return 'mine'; }",
+        "async function handler(event) { event.request.uri = checks.join() + ',' + parseInt('1') + ',' + typeof eval; return event.request; }",
+      ].join("\n");
+      const { output } = await compileCloudFrontFunction(code).run(viewerRequestEvent({ uri: "/" }));
+      expect(output).to.deep.include({ uri: "true,true,true,true,mine,function" });
+    });
+
     it("refuses a hash algorithm CloudFront's crypto module lacks", async () => {
       const fn = compileCloudFrontFunction("import crypto from 'crypto';\nasync function handler(event) { crypto.createHash('sha512'); return event.request; }");
       await fn.run(viewerRequestEvent({ uri: "/" })).then(
@@ -76,6 +86,18 @@ describe("CloudFront Functions runtime shim", () => {
       const fn = compileCloudFrontFunction(SELECTING, { kvs: () => delayed });
       const [a, b] = await Promise.all([fn.run(viewerRequestEvent({ uri: "/a" })), fn.run(viewerRequestEvent({ uri: "/b" }))]);
       expect([a.originId, b.originId]).to.deep.equal(["blue", "green"]);
+    });
+
+    it("runs an invocation queued behind a failing one", async () => {
+      const values: Record<string, string> = { b: "green" };
+      const slow = keyValueStoreReader((key) => values[key]);
+      const delayed = { get: async (key: string) => new Promise((resolve) => setTimeout(() => resolve(slow.get(key)), 5)) };
+      const fn = compileCloudFrontFunction(SELECTING, { kvs: () => delayed });
+      const [a, b] = await Promise.allSettled([fn.run(viewerRequestEvent({ uri: "/missing" })), fn.run(viewerRequestEvent({ uri: "/b" }))]);
+      expect(a.status).to.equal("rejected");
+      expect(b.status === "fulfilled" && b.value.originId).to.equal("green");
+      // Nothing is left in flight: a third run after both settled still gets its own origin.
+      expect((await fn.run(viewerRequestEvent({ uri: "/b" }))).originId).to.equal("green");
     });
 
     it("makes cf.kvs() throw when no store is associated", async () => {
