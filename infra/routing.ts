@@ -36,12 +36,36 @@ export function routingRecord(config: StackConfig, previewTokenHash: string): Ro
   };
 }
 
+/**
+ * The record as stored: space-separated `label=value` fields in this fixed order, for example
+ * `rev=7 stable=blue weight.blue=75 weight.green=25 release.blue=1.4.2 release.green=1.5.0 preview=<sha256 hex>`
+ * (an empty release or preview is an empty value). Plain text rather than JSON because the viewer-request function
+ * decodes it on every request: one regular-expression match costs about a third of JSON.parse (bench/README.md), and
+ * the labels keep it readable for a hand edit (docs/RUNBOOK.md). No value can contain a space: release ids and hex
+ * digests have none.
+ */
+const FIELDS = ["rev", "stable", "weight.blue", "weight.green", "release.blue", "release.green", "preview"] as const;
+
+/** The pattern the viewer-request function matches (infra/router/viewer-request.js cannot import it; a test keeps the two equal). */
+export const ROUTING_RECORD_PATTERN = /^rev=(\d+) stable=(blue|green) weight\.blue=(\d+) weight\.green=(\d+) release\.blue=(\S*) release\.green=(\S*) preview=(\S*)$/;
+
 export function encodeRoutingRecord(record: RoutingRecord): string {
-  const text = JSON.stringify(record);
+  const values = [record.rev, record.stable, record.weights.blue, record.weights.green, record.releases.blue, record.releases.green, record.preview].map(String);
+  const spaced = values.find((v) => /\s/.test(v));
+  if (spaced !== undefined) throw new Error(`routing record value "${spaced}" contains whitespace; the record is space-separated`);
+  const text = FIELDS.map((label, i) => `${label}=${values[i]}`).join(" ");
+  if (!ROUTING_RECORD_PATTERN.test(text)) throw new Error(`routing record "${text}" is not in the format the viewer-request function reads`);
   if (text.length > MAX_ROUTING_RECORD_CHARS) {
     throw new Error(`routing record is ${text.length} characters; CloudFront KeyValueStore values are limited to ${MAX_ROUTING_RECORD_CHARS}`);
   }
   return text;
+}
+
+/** The inverse of encodeRoutingRecord; undefined for text that is not a record (the router then serves its fallback). */
+export function decodeRoutingRecord(text: string): RoutingRecord | undefined {
+  const m = ROUTING_RECORD_PATTERN.exec(text);
+  if (m === null) return undefined;
+  return { rev: Number(m[1]), stable: m[2] as Slot, weights: { blue: Number(m[3]), green: Number(m[4]) }, releases: { blue: m[5], green: m[6] }, preview: m[7] };
 }
 
 /**

@@ -10,7 +10,7 @@ import type { ConfigMap } from "../../automation/port";
 import { servedOnKvsFailure } from "./fallback";
 import { checkRevision } from "../../infra/components/revisionGuard";
 import { SLOTS } from "../../infra/config";
-import { MAX_ROUTING_RECORD_CHARS, ROUTING_KEY, sha256Hex } from "../../infra/routing";
+import { decodeRoutingRecord, MAX_ROUTING_RECORD_CHARS, ROUTING_KEY, sha256Hex } from "../../infra/routing";
 
 const STACKS_DIR = path.join(__dirname, "..", "..", "stacks");
 
@@ -198,7 +198,7 @@ for (const stack of ["dev", "staging", "production", "local"]) {
       expect(key.inputs.key).to.equal(ROUTING_KEY);
       const value = String(key.inputs.value);
       expect(value.length).to.be.at.most(MAX_ROUTING_RECORD_CHARS);
-      expect(JSON.parse(value)).to.deep.equal({ rev: 7, stable: "blue", weights: { blue: 75, green: 25 }, releases: { blue: "r1", green: "r2" }, preview: sha256Hex(c.token) });
+      expect(decodeRoutingRecord(value)).to.deep.equal({ rev: 7, stable: "blue", weights: { blue: 75, green: 25 }, releases: { blue: "r1", green: "r2" }, preview: sha256Hex(c.token) });
       const viewerRequest = one(result, "aws:cloudfront/function:Function", "router-viewer-request");
       expect(viewerRequest.inputs.keyValueStoreAssociations).to.deep.equal([store.state.arn]);
       expect(viewerRequest.inputs).to.include({ runtime: "cloudfront-js-2.0", publish: true });

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { ProgramError, runProgram, type ProgramResult } from "../../automation/local/program";
 import { REPO_ROOT, seedConfig } from "../../automation/local/state";
 import type { ConfigMap } from "../../automation/port";
+import { decodeRoutingRecord, type RoutingRecord } from "../../infra/routing";
 
 const json = (value: unknown) => ({ value: JSON.stringify(value), secret: false });
 
@@ -23,10 +24,10 @@ function midRollout(stable: "blue" | "green", weight: number, revision: number):
   };
 }
 
-function routingRecord(result: ProgramResult): Record<string, unknown> {
+function routingRecord(result: ProgramResult): RoutingRecord | undefined {
   const key = result.resources.filter((r) => r.type === "aws:cloudfront/keyvaluestoreKey:KeyvaluestoreKey");
   expect(key).to.have.length(1);
-  return JSON.parse(String(key[0].inputs.value)) as Record<string, unknown>;
+  return decodeRoutingRecord(String(key[0].inputs.value));
 }
 
 /** The slot and release baked into the viewer-request function as its KVS-failure fallback. */

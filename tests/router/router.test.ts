@@ -1,6 +1,8 @@
 // The router acceptance: the exact bytes the program deploys (infra/routerCode.ts), run in the CloudFront
 // Functions runtime shim, against routing records shaped by infra/routing.ts.
 import { expect } from "chai";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import {
   compileCloudFrontFunction,
   isResponse,
@@ -17,7 +19,7 @@ import {
 } from "../../automation/local/cloudfrontRuntime";
 import type { Slot } from "../../infra/config";
 import { MAX_FUNCTION_CODE_BYTES, viewerRequestCode, viewerResponseCode, type Fallback } from "../../infra/routerCode";
-import { encodeRoutingRecord, ROUTING_KEY, sha256Hex, type RoutingRecord } from "../../infra/routing";
+import { decodeRoutingRecord, encodeRoutingRecord, ROUTING_KEY, ROUTING_RECORD_PATTERN, sha256Hex, type RoutingRecord } from "../../infra/routing";
 
 const PREVIEW_TOKEN = "test-preview-token:with-a-colon";
 const RELEASES = { blue: "r1", green: "r2" };
@@ -169,8 +171,10 @@ describe("router (viewer-request + viewer-response functions)", () => {
     const failures: [string, (router: Router) => void][] = [
       ["no store is associated", (router) => (router.store = undefined)],
       ["the routing key is missing", (router) => (router.routing = undefined)],
-      ["the value is not JSON", (router) => (router.routing = "{not json")],
-      ["the value is not a routing record", (router) => (router.routing = "null")],
+      ["the value is not a routing record", (router) => (router.routing = '{"rev":1,"stable":"blue"}')],
+      ["the value has a field too few", (router) => (router.routing = encodeRoutingRecord(record("blue", 50)).replace(/ preview=.*$/, ""))],
+      ["a field is out of order", (router) => (router.routing = "stable=blue rev=1 weight.blue=50 weight.green=50 release.blue=r1 release.green=r2 preview=")],
+      ["the stable slot is not blue or green", (router) => (router.routing = encodeRoutingRecord(record("blue", 50)).replace("stable=blue", "stable=red"))],
       ["the store rejects", (router) => (router.store = { get: () => Promise.reject(new Error("throttled")) })],
     ];
     for (const [what, breakIt] of failures) {
@@ -247,6 +251,29 @@ describe("router (viewer-request + viewer-response functions)", () => {
         const { response } = await router.visit({ uri: "/", cookies: { "bg-bucket": { value } } });
         expect(response.cookies, value).to.deep.equal({});
         expect(response.headers["x-bluegreen-slot"]).to.deep.equal({ value: "blue" });
+      }
+    });
+  });
+
+  describe("routing record", () => {
+    it("round-trips through encodeRoutingRecord and decodeRoutingRecord, empty values included", () => {
+      for (const r of [record("blue", 25), record("green", 100, { releases: { blue: "", green: "2.0.0-rc.1" }, preview: "" })]) {
+        expect(decodeRoutingRecord(encodeRoutingRecord(r))).to.deep.equal(r);
+      }
+      expect(encodeRoutingRecord(record("blue", 25))).to.equal(
+        `rev=1 stable=blue weight.blue=75 weight.green=25 release.blue=r1 release.green=r2 preview=${sha256Hex(PREVIEW_TOKEN)}`,
+      );
+    });
+
+    it("matches the record with the same pattern in the deployed function and in infra/routing.ts", () => {
+      const source = readFileSync(path.join(__dirname, "../../infra/router/viewer-request.js"), "utf8");
+      expect(source).to.include(`const RECORD = ${ROUTING_RECORD_PATTERN.toString()};`);
+    });
+
+    it("refuses to encode a value with whitespace, and decodes nothing that is not a record", () => {
+      expect(() => encodeRoutingRecord(record("blue", 0, { releases: { blue: "r 1", green: "r2" } }))).to.throw(/"r 1" contains whitespace/);
+      for (const text of ["", "{}", "rev=1", encodeRoutingRecord(record("blue", 0)).replace("stable=blue", "stable=red")]) {
+        expect(decodeRoutingRecord(text), text).to.equal(undefined);
       }
     });
   });
