@@ -44,16 +44,14 @@ export function routingRecord(config: StackConfig, previewTokenHash: string): Ro
  * the labels keep it readable for a hand edit (docs/RUNBOOK.md). No value can contain a space: release ids and hex
  * digests have none.
  */
-const FIELDS = ["rev", "stable", "weight.blue", "weight.green", "release.blue", "release.green", "preview"] as const;
-
 /** The pattern the viewer-request function matches (infra/router/viewer-request.js cannot import it; a test keeps the two equal). */
 export const ROUTING_RECORD_PATTERN = /^rev=(\d+) stable=(blue|green) weight\.blue=(\d+) weight\.green=(\d+) release\.blue=(\S*) release\.green=(\S*) preview=(\S*)$/;
 
 export function encodeRoutingRecord(record: RoutingRecord): string {
-  const values = [record.rev, record.stable, record.weights.blue, record.weights.green, record.releases.blue, record.releases.green, record.preview].map(String);
-  const spaced = values.find((v) => /\s/.test(v));
+  const { rev, stable, weights, releases, preview } = record;
+  const spaced = [releases.blue, releases.green, preview].find((v) => /\s/.test(v));
   if (spaced !== undefined) throw new Error(`routing record value "${spaced}" contains whitespace; the record is space-separated`);
-  const text = FIELDS.map((label, i) => `${label}=${values[i]}`).join(" ");
+  const text = `rev=${rev} stable=${stable} weight.blue=${weights.blue} weight.green=${weights.green} release.blue=${releases.blue} release.green=${releases.green} preview=${preview}`;
   if (!ROUTING_RECORD_PATTERN.test(text)) throw new Error(`routing record "${text}" is not in the format the viewer-request function reads`);
   if (text.length > MAX_ROUTING_RECORD_CHARS) {
     throw new Error(`routing record is ${text.length} characters; CloudFront KeyValueStore values are limited to ${MAX_ROUTING_RECORD_CHARS}`);
