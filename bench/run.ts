@@ -11,7 +11,6 @@ import { deploy } from "../automation/deploy";
 import { RolledBackError } from "../automation/errors";
 import {
   compileCloudFrontFunction,
-  keyValueStoreReader,
   newRequestId,
   viewerRequestEvent,
   viewerResponseEvent,
@@ -178,7 +177,7 @@ async function router(): Promise<Figure[]> {
   const record = encodeRoutingRecord({ rev: 7, stable: "blue", weights: { blue: 75, green: 25 }, releases: { blue: "1.4.2", green: "1.5.0" }, preview: sha256Hex("bench-preview-token-0123456789") });
   const requestCode = viewerRequestCode({ slot: "blue", release: "1.4.2" });
   const responseCode = viewerResponseCode();
-  const kvs = keyValueStoreReader((key) => (key === "routing" ? record : undefined));
+  const kvs = (key: string) => (key === "routing" ? record : undefined);
   const request = compileCloudFrontFunction(requestCode, { kvs: () => kvs, filename: "viewer-request.js" });
   const response = compileCloudFrontFunction(responseCode, { filename: "viewer-response.js" });
   const requestNs = await timeFunction((e) => request.run(e), (i) => viewerRequestEvent(viewerInput(i)));

@@ -27,7 +27,6 @@ import {
   headersFromNode,
   headersToNode,
   isResponse,
-  keyValueStoreReader,
   newRequestId,
   querystringFromSearch,
   setCookieHeaders,
@@ -94,7 +93,7 @@ class Site {
     this.applied = this.files.readApplied();
     const applied = this.applied;
     if (applied === undefined) return;
-    const kvs = keyValueStoreReader((k) => applied.kvs[k]);
+    const kvs = (key: string) => (Object.hasOwn(applied.kvs, key) ? applied.kvs[key] : undefined);
     this.viewerRequest = applied.functions.viewerRequest === undefined ? undefined : compileCloudFrontFunction(applied.functions.viewerRequest, { kvs: () => kvs, filename: "viewer-request.js" });
     this.viewerResponse = applied.functions.viewerResponse === undefined ? undefined : compileCloudFrontFunction(applied.functions.viewerResponse, { filename: "viewer-response.js" });
   }

@@ -7,7 +7,6 @@ import {
   cookiesToHeader,
   headersFromNode,
   headersToNode,
-  keyValueStoreReader,
   querystringFromSearch,
   querystringToSearch,
   responseCookiesFromSetCookie,
@@ -80,21 +79,18 @@ describe("CloudFront Functions runtime shim", () => {
     ].join("\n");
 
     it("keeps each invocation's origin choice its own when invocations overlap", async () => {
-      const values: Record<string, string> = { a: "blue", b: "green" };
-      const slow = keyValueStoreReader((key) => values[key]);
-      const delayed = { get: async (key: string) => new Promise((resolve) => setTimeout(() => resolve(slow.get(key)), key === "a" ? 20 : 1)) };
-      const fn = compileCloudFrontFunction(SELECTING, { kvs: () => delayed });
-      const [a, b] = await Promise.all([fn.run(viewerRequestEvent({ uri: "/a" })), fn.run(viewerRequestEvent({ uri: "/b" }))]);
-      expect([a.originId, b.originId]).to.deep.equal(["blue", "green"]);
+      const values: Record<string, string> = { a: "blue", b: "green", c: "blue" };
+      const fn = compileCloudFrontFunction(SELECTING, { kvs: () => (key) => values[key] });
+      // All three start before any finishes: each awaits its read while the next one is already running.
+      const results = await Promise.all(["/a", "/b", "/c"].map((uri) => fn.run(viewerRequestEvent({ uri }))));
+      expect(results.map((r) => r.originId)).to.deep.equal(["blue", "green", "blue"]);
     });
 
     it("runs an invocation queued behind a failing one", async () => {
       const values: Record<string, string> = { b: "green" };
-      const slow = keyValueStoreReader((key) => values[key]);
-      const delayed = { get: async (key: string) => new Promise((resolve) => setTimeout(() => resolve(slow.get(key)), 5)) };
-      const fn = compileCloudFrontFunction(SELECTING, { kvs: () => delayed });
+      const fn = compileCloudFrontFunction(SELECTING, { kvs: () => (key) => values[key] });
       const [a, b] = await Promise.allSettled([fn.run(viewerRequestEvent({ uri: "/missing" })), fn.run(viewerRequestEvent({ uri: "/b" }))]);
-      expect(a.status).to.equal("rejected");
+      expect(a.status === "rejected" && (a.reason as Error).message).to.match(/"missing" does not exist/);
       expect(b.status === "fulfilled" && b.value.originId).to.equal("green");
       // Nothing is left in flight: a third run after both settled still gets its own origin.
       expect((await fn.run(viewerRequestEvent({ uri: "/b" }))).originId).to.equal("green");
@@ -117,14 +113,25 @@ describe("CloudFront Functions runtime shim", () => {
       );
     });
 
-    it("decodes the three KVS formats and rejects a missing key", async () => {
-      const store = keyValueStoreReader((key) => (key === "k" ? '{"n":1}' : undefined));
-      expect(await store.get("k")).to.equal('{"n":1}');
-      expect(await store.get("k", { format: "json" })).to.deep.equal({ n: 1 });
-      expect(Buffer.isBuffer(await store.get("k", { format: "bytes" }))).to.equal(true);
-      await store.get("missing").then(
+    it("decodes the three KVS formats, in promises of the function's own realm", async () => {
+      const READING = [
+        "import cf from 'cloudfront';",
+        "async function handler(event) {",
+        "  const format = event.request.uri.slice(1);",
+        "  const pending = cf.kvs().get('k', { format });",
+        "  const value = await pending;",
+        "  const shown = format === 'json' ? 'n=' + value.n : format === 'bytes' ? 'buffer=' + Buffer.isBuffer(value) + ' ' + value.toString() : value;",
+        "  return { statusCode: 200, statusDescription: shown + ' own-promise=' + (pending instanceof Promise) };",
+        "}",
+      ].join("\n");
+      const fn = compileCloudFrontFunction(READING, { kvs: () => (key) => (key === "k" ? '{"n":1}' : undefined) });
+      const shown = async (format: string) => ((await fn.run(viewerRequestEvent({ uri: `/${format}` }))).output as { statusDescription: string }).statusDescription;
+      expect(await shown("string")).to.equal('{"n":1} own-promise=true');
+      expect(await shown("json")).to.equal("n=1 own-promise=true");
+      expect(await shown("bytes")).to.equal('buffer=true {"n":1} own-promise=true');
+      await fn.run(viewerRequestEvent({ uri: "/xml" })).then(
         () => expect.fail("expected a rejection"),
-        (error: Error) => expect(error.message).to.match(/"missing" does not exist/),
+        (error: Error) => expect(error.message).to.match(/format "xml" is not one of string, json, bytes/),
       );
     });
   });

@@ -6,7 +6,6 @@ import * as path from "node:path";
 import {
   compileCloudFrontFunction,
   isResponse,
-  keyValueStoreReader,
   newRequestId,
   viewerRequestEvent,
   viewerResponseEvent,
@@ -14,7 +13,7 @@ import {
   type CloudFrontRequest,
   type CloudFrontResponse,
   type FieldMap,
-  type KeyValueStoreReader,
+  type KeyValueLookup,
   type ViewerRequestInput,
 } from "../../automation/local/cloudfrontRuntime";
 import type { Slot } from "../../infra/config";
@@ -39,7 +38,7 @@ function record(stable: Slot, newWeight: number, overrides: Partial<RoutingRecor
 /** An edge in miniature: the deployed router pair, a KVS whose routing value the test rewrites, an "origin" that echoes object metadata. */
 class Router {
   routing: string | undefined;
-  store: KeyValueStoreReader | undefined = keyValueStoreReader((key) => (key === ROUTING_KEY ? this.routing : undefined));
+  store: KeyValueLookup | undefined = (key) => (key === ROUTING_KEY ? this.routing : undefined);
   private readonly viewerRequest: CloudFrontFunction;
   private readonly viewerResponse = compileCloudFrontFunction(viewerResponseCode(), { filename: "viewer-response.js" });
 
@@ -175,7 +174,13 @@ describe("router (viewer-request + viewer-response functions)", () => {
       ["the value has a field too few", (router) => (router.routing = encodeRoutingRecord(record("blue", 50)).replace(/ preview=.*$/, ""))],
       ["a field is out of order", (router) => (router.routing = "stable=blue rev=1 weight.blue=50 weight.green=50 release.blue=r1 release.green=r2 preview=")],
       ["the stable slot is not blue or green", (router) => (router.routing = encodeRoutingRecord(record("blue", 50)).replace("stable=blue", "stable=red"))],
-      ["the store rejects", (router) => (router.store = { get: () => Promise.reject(new Error("throttled")) })],
+      [
+        "the store read fails",
+        (router) =>
+          (router.store = () => {
+            throw new Error("throttled");
+          }),
+      ],
     ];
     for (const [what, breakIt] of failures) {
       it(`serves the baked fallback slot and release when ${what}`, async () => {
