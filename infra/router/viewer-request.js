@@ -38,10 +38,13 @@ function validBucket(cookie) {
 const RECORD = /^rev=(\d+) stable=(blue|green) weight\.blue=(\d+) weight\.green=(\d+) release\.blue=(\S*) release\.green=(\S*) preview=(\S*)$/;
 
 // The record, or undefined when the text is not one (a hand edit gone wrong, or a format this code predates).
+// Only what every request needs is converted (the new slot's weight); rev stays text until the routing path asks.
+// The slots are the string literals rather than the matched text, so indexing releases by slot stays a cheap lookup.
 function parseRecord(text) {
   const m = RECORD.exec(text);
   if (m === null) return undefined;
-  return { rev: +m[1], stable: m[2], weights: { blue: +m[3], green: +m[4] }, releases: { blue: m[5], green: m[6] }, preview: m[7] };
+  const blueStable = m[2] === 'blue';
+  return { rev: m[1], stable: blueStable ? 'blue' : 'green', next: blueStable ? 'green' : 'blue', nextWeight: +m[blueStable ? 4 : 3], releases: { blue: m[5], green: m[6] }, preview: m[7] };
 }
 
 function previewSlot(header, previewHash) {
@@ -58,9 +61,8 @@ function previewSlot(header, previewHash) {
 function weightedSlot(record, request, requestId) {
   const cookie = request.cookies[BUCKET_COOKIE];
   const bucket = validBucket(cookie) ? Number(cookie.value) : bucketOf(requestId);
-  const next = record.stable === 'blue' ? 'green' : 'blue';
   // bucket < weight: raising the new slot's weight only ever moves viewers from stable to new.
-  return bucket < record.weights[next] ? next : record.stable;
+  return bucket < record.nextWeight ? record.next : record.stable;
 }
 
 // CloudFront calls the top-level function named handler; nothing in the file references it.
@@ -82,7 +84,7 @@ async function handler(event) {
     record = undefined;
   }
   if (request.uri === ROUTING_PATH) {
-    const body = JSON.stringify({ rev: record === undefined ? -1 : record.rev });
+    const body = JSON.stringify({ rev: record === undefined ? -1 : +record.rev });
     return { statusCode: 200, statusDescription: 'OK', headers: { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' } }, body: { encoding: 'text', data: body } };
   }
   let slot = FALLBACK.slot;
