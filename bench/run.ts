@@ -1,5 +1,6 @@
 // `npm run bench`: rollout speed, time to restore, router cost, split accuracy and upload throughput, measured on
 // the local cloud through the driver's own code. Prints a table and writes bench/results.json (gitignored).
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import * as path from "node:path";
@@ -11,7 +12,6 @@ import { deploy } from "../automation/deploy";
 import { RolledBackError } from "../automation/errors";
 import {
   compileCloudFrontFunction,
-  newRequestId,
   viewerRequestEvent,
   viewerResponseEvent,
   type CloudFrontEvent,
@@ -124,12 +124,12 @@ async function split(bench: BenchCloud): Promise<Figure> {
 }
 
 /** A browser's request headers, in CloudFront's shape. */
-function viewerInput(i: number): ViewerRequestInput & { requestId: string } {
+function viewerInput(i: number, requestId: string): ViewerRequestInput & { requestId: string } {
   const paths = ["/", "/index.html", "/version.json", "/assets/widget.2af1d9e169.js", "/assets/widget.css"];
   const returning = i % 3 !== 0;
   return {
     uri: paths[i % paths.length],
-    requestId: newRequestId(),
+    requestId,
     headers: {
       host: { value: "d111111abcdef8.cloudfront.net" },
       "user-agent": { value: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36" },
@@ -143,34 +143,52 @@ function viewerInput(i: number): ViewerRequestInput & { requestId: string } {
 }
 
 /**
- * Per-invocation cost in the shim: each run invokes ROUTER_PER_RUN fresh events one after another, built in groups of
- * ROUTER_GROUP outside the timed part. Small groups keep the events the bench holds alive to a few hundred: built all
- * at once, 20,000 live events made every young-generation collection in the timed part copy them, which is the
- * bench's cost, not the function's (it doubled the trivial handler's figure). Judged on this process's CPU time per
- * invocation: on a shared two-core machine wall time mostly measures how long the scheduler kept the benchmark off
- * the CPU. The wall-clock figure is kept for the note. (Per-thread CPU time from /proc/thread-self/schedstat was
- * tried: it advances only at scheduler ticks, far too coarse for a group of a few hundred microseconds.)
+ * Request ids shaped like CloudFront's (56 URL-safe base64 characters, as `newRequestId` makes them), cut from one
+ * random buffer per group: a Buffer per id would leave an ArrayBuffer per event for V8's background sweeper to free
+ * while the functions are timed, and this process's CPU time would count it.
  */
-async function timeFunction(run: (e: CloudFrontEvent) => Promise<unknown>, build: (i: number) => CloudFrontEvent): Promise<{ cpuNs: number[]; wallNs: number[] }> {
-  const cpuNs: number[] = [];
-  const wallNs: number[] = [];
+function requestIds(n: number): string[] {
+  const bytes = randomBytes(42 * n);
+  return Array.from({ length: n }, (_, i) => bytes.toString("base64url", 42 * i, 42 * (i + 1)));
+}
+
+interface Timed {
+  run: (e: CloudFrontEvent) => Promise<unknown>;
+  build: (i: number, requestId: string) => CloudFrontEvent;
+  cpuNs: number[];
+  wallNs: number[];
+}
+
+/**
+ * Per-invocation cost in the shim. Each run invokes one function ROUTER_PER_RUN times on fresh events, built in groups
+ * of ROUTER_GROUP outside the timed part; the functions take turns run by run, so both see the same machine. Small
+ * groups keep the events the bench holds alive to a few hundred: built all at once, 20,000 live events made every
+ * young-generation collection in the timed part copy them, which is the bench's cost, not the function's (it doubled
+ * the trivial handler's figure). Judged on this process's CPU time per invocation: on a shared two-core machine wall
+ * time mostly measures how long the scheduler kept the benchmark off the CPU. The wall-clock figure is kept for the
+ * note. (Per-thread CPU time from /proc/thread-self/schedstat was tried: it advances only at scheduler ticks, far too
+ * coarse for a group of a few hundred microseconds.)
+ */
+async function timeFunctions(functions: Timed[]): Promise<void> {
   for (let r = 0; r < ROUTER_RUNS + 1; r++) {
-    let cpuUs = 0;
-    let wall = 0n;
-    for (let g = 0; g < ROUTER_PER_RUN / ROUTER_GROUP; g++) {
-      const events = Array.from({ length: ROUTER_GROUP }, (_, i) => build(g * ROUTER_GROUP + i));
-      const wallStart = process.hrtime.bigint();
-      const cpu = process.cpuUsage();
-      for (const e of events) await run(e);
-      const used = process.cpuUsage(cpu);
-      wall += process.hrtime.bigint() - wallStart;
-      cpuUs += used.user + used.system;
+    for (const f of functions) {
+      let cpuUs = 0;
+      let wall = 0n;
+      for (let g = 0; g < ROUTER_PER_RUN / ROUTER_GROUP; g++) {
+        const ids = requestIds(ROUTER_GROUP);
+        const events = ids.map((id, i) => f.build(g * ROUTER_GROUP + i, id));
+        const wallStart = process.hrtime.bigint();
+        const cpu = process.cpuUsage();
+        for (const e of events) await f.run(e);
+        const used = process.cpuUsage(cpu);
+        wall += process.hrtime.bigint() - wallStart;
+        cpuUs += used.user + used.system;
+      }
+      if (r === 0) continue; // the first run warms the JIT up
+      f.cpuNs.push((cpuUs * 1000) / ROUTER_PER_RUN);
+      f.wallNs.push(Number(wall) / ROUTER_PER_RUN);
     }
-    if (r === 0) continue; // the first run warms the JIT up
-    cpuNs.push((cpuUs * 1000) / ROUTER_PER_RUN);
-    wallNs.push(Number(wall) / ROUTER_PER_RUN);
   }
-  return { cpuNs, wallNs };
 }
 
 async function router(): Promise<Figure[]> {
@@ -180,11 +198,11 @@ async function router(): Promise<Figure[]> {
   const kvs = (key: string) => (key === "routing" ? record : undefined);
   const request = compileCloudFrontFunction(requestCode, { kvs: () => kvs, filename: "viewer-request.js" });
   const response = compileCloudFrontFunction(responseCode, { filename: "viewer-response.js" });
-  const requestNs = await timeFunction((e) => request.run(e), (i) => viewerRequestEvent(viewerInput(i)));
-  const responseNs = await timeFunction(
-    (e) => response.run(e),
-    (i) =>
-      viewerResponseEvent(viewerInput(i), {
+  const requestNs: Timed = { run: (e) => request.run(e), build: (i, id) => viewerRequestEvent(viewerInput(i, id)), cpuNs: [], wallNs: [] };
+  const responseNs: Timed = {
+    run: (e) => response.run(e),
+    build: (i, id) =>
+      viewerResponseEvent(viewerInput(i, id), {
         statusCode: 200,
         headers: {
           "content-type": { value: "text/html; charset=utf-8" },
@@ -194,8 +212,11 @@ async function router(): Promise<Figure[]> {
           "x-amz-meta-release": { value: i % 4 === 0 ? "1.5.0" : "1.4.2" },
         },
       }),
-  );
-  const note = (t: { wallNs: number[] }) =>
+    cpuNs: [],
+    wallNs: [],
+  };
+  await timeFunctions([requestNs, responseNs]);
+  const note = (t: Timed) =>
     `CPU time per invocation, mean over each of ${ROUTER_RUNS} runs of ${ROUTER_PER_RUN} (events built ${ROUTER_GROUP} at a time, untimed); wall clock median ${Math.round(median(t.wallNs))} ns`;
   return [
     figure("router_request_ns", requestNs.cpuNs, "ns", 2000, { note: note(requestNs) }),
