@@ -356,8 +356,14 @@ export function viewerRequestEvent(input: ViewerRequestInput): ViewerRequestEven
 export function viewerResponseEvent(viewer: ViewerRequestInput & { requestId: string }, response: ResponseInput): ViewerResponseEvent {
   const event = viewerRequestEvent(viewer);
   event.context.eventType = "viewer-response";
+  // Property by property, not `{ ...event, response }`: with that spread, Node 20's V8 promoted about 2 MB of these
+  // short-lived events at every young-generation collection, which then took 2-6 ms instead of 0.1 ms (measured with
+  // --trace-gc-nvp in the router benchmark; the local edge builds one of these per response too).
   return {
-    ...event,
+    version: event.version,
+    context: event.context,
+    viewer: event.viewer,
+    request: event.request,
     response: {
       statusCode: response.statusCode,
       statusDescription: response.statusDescription,
