@@ -125,6 +125,9 @@ interface Invocation {
   eventType: EventType;
   originId?: string;
   originUpdate?: Record<string, unknown>;
+  /** Settle the promise `run` returned. */
+  resolve: (result: FunctionResult) => void;
+  reject: (error: unknown) => void;
 }
 
 /**
@@ -210,7 +213,7 @@ export function compileCloudFrontFunction(code: string, options: CompileOptions 
   // handler would otherwise let another invocation's selection land on this one. A run waits for the last one
   // started; when nothing is in flight (the common case: a benchmark, a sequential test) it starts at once.
   let inFlight = 0;
-  let last: Promise<unknown> = ContextPromise.resolve();
+  let last: Promise<unknown> = Promise.resolve();
   // One invocation runs at a time, so `current` is the one in flight and these callbacks need no per-call closure.
   function settle(): Invocation {
     const invocation = current as Invocation;
@@ -218,25 +221,40 @@ export function compileCloudFrontFunction(code: string, options: CompileOptions 
     inFlight--;
     return invocation;
   }
-  const fulfilled = (output: unknown): FunctionResult => {
+  const fulfilled = (output: unknown): void => {
     const invocation = settle();
-    return result(filename, invocation.eventType, output, invocation);
+    let value: FunctionResult;
+    try {
+      value = result(filename, invocation.eventType, output, invocation);
+    } catch (error) {
+      invocation.reject(error);
+      return;
+    }
+    invocation.resolve(value);
   };
-  const rejected = (error: unknown): never => {
-    settle();
-    throw error;
+  const rejected = (error: unknown): void => settle().reject(error);
+  // `run` hands back a promise of the caller's realm, settled directly from the handler's: returning the context's
+  // promise would make every caller's await cross realms, the thenable path again. The executor is created once and
+  // passes each new promise's resolving functions through these two variables.
+  let resolveRun: Invocation["resolve"] = () => {};
+  let rejectRun: Invocation["reject"] = () => {};
+  const capture = (resolve: Invocation["resolve"], reject: Invocation["reject"]): void => {
+    resolveRun = resolve;
+    rejectRun = reject;
   };
   function invoke(event: CloudFrontEvent): Promise<FunctionResult> {
-    current = { eventType: event.context.eventType };
+    const run = new Promise<FunctionResult>(capture);
+    current = { eventType: event.context.eventType, resolve: resolveRun, reject: rejectRun };
     let pending: unknown;
     try {
       pending = handler(event);
     } catch (error) {
-      settle();
-      return ContextPromise.reject(error);
+      rejected(error);
+      return run;
     }
-    // A no-op for the promise an async handler returns; wraps a synchronous handler's result.
-    return ContextPromise.resolve(pending).then(fulfilled, rejected);
+    // A no-op for the promise an async handler returns; wraps a synchronous handler's result. Neither callback throws.
+    void ContextPromise.resolve(pending).then(fulfilled, rejected);
+    return run;
   }
   function queue(event: CloudFrontEvent): Promise<FunctionResult> {
     const start = () => invoke(event);

@@ -113,6 +113,13 @@ describe("CloudFront Functions runtime shim", () => {
       );
     });
 
+    it("hands the caller a promise of the caller's own realm", async () => {
+      const fn = compileCloudFrontFunction(SELECTING, { kvs: () => () => "blue" });
+      const run = fn.run(viewerRequestEvent({ uri: "/a" }));
+      expect(run).to.be.instanceOf(Promise);
+      expect((await run).originId).to.equal("blue");
+    });
+
     it("decodes the three KVS formats, in promises of the function's own realm", async () => {
       const READING = [
         "import cf from 'cloudfront';",
