@@ -41,11 +41,13 @@ export function routingRecord(config: StackConfig, previewTokenHash: string): Ro
  * `rev=7 stable=blue weight.blue=75 weight.green=25 release.blue=1.4.2 release.green=1.5.0 preview=<sha256 hex>`
  * (an empty release or preview is an empty value). Plain text rather than JSON because the viewer-request function
  * decodes it on every request: one regular-expression match costs about a third of JSON.parse (bench/README.md), and
- * the labels keep it readable for a hand edit (docs/RUNBOOK.md). No value can contain a space: release ids and hex
- * digests have none.
+ * the labels keep it readable for a hand edit (docs/RUNBOOK.md). The values are release ids (A-Z a-z 0-9 . _ -, as
+ * config validation allows) and a hex digest, and the pattern admits nothing else: a hand edit with a stray character
+ * makes the router fall back rather than rewrite to a prefix no release can have. (Those two classes also match faster
+ * than \S, which has to test for Unicode spaces.)
  */
 /** The pattern the viewer-request function matches (infra/router/viewer-request.js cannot import it; a test keeps the two equal). */
-export const ROUTING_RECORD_PATTERN = /^rev=(\d+) stable=(blue|green) weight\.blue=(\d+) weight\.green=(\d+) release\.blue=(\S*) release\.green=(\S*) preview=(\S*)$/;
+export const ROUTING_RECORD_PATTERN = /^rev=(\d+) stable=(blue|green) weight\.blue=(\d+) weight\.green=(\d+) release\.blue=([\w.-]*) release\.green=([\w.-]*) preview=(\w*)$/;
 
 export function encodeRoutingRecord(record: RoutingRecord): string {
   const { rev, stable, weights, releases, preview } = record;

@@ -35,7 +35,7 @@ function validBucket(cookie) {
 // The routing record as infra/routing.ts writes it: space-separated label=value fields in a fixed order,
 // "rev=7 stable=blue weight.blue=75 weight.green=25 release.blue=1.4.2 release.green=1.5.0 preview=<sha256 hex>".
 // Plain text, not JSON: it is decoded on every request, and one match costs a third of JSON.parse (bench/README.md).
-const RECORD = /^rev=(\d+) stable=(blue|green) weight\.blue=(\d+) weight\.green=(\d+) release\.blue=(\S*) release\.green=(\S*) preview=(\S*)$/;
+const RECORD = /^rev=(\d+) stable=(blue|green) weight\.blue=(\d+) weight\.green=(\d+) release\.blue=([\w.-]*) release\.green=([\w.-]*) preview=(\w*)$/;
 
 // The record, or undefined when the text is not one (a hand edit gone wrong, or a format this code predates).
 // Only what every request needs is converted (the new slot's weight); rev stays text until the routing path asks.
