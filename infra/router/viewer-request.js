@@ -80,8 +80,7 @@ async function handler(event) {
     record = parseRecord(await cf.kvs().get(ROUTING_KEY));
     // eslint-disable-next-line @typescript-eslint/no-unused-vars -- optional catch binding is not listed among the runtime's features
   } catch (e) {
-    // Fall through to FALLBACK: a routing outage must not take the site down.
-    record = undefined;
+    // record stays undefined, so the request falls through to FALLBACK: a routing outage must not take the site down.
   }
   if (request.uri === ROUTING_PATH) {
     const body = JSON.stringify({ rev: record === undefined ? -1 : +record.rev });
