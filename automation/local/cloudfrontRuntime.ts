@@ -157,6 +157,8 @@ export function compileCloudFrontFunction(code: string, options: CompileOptions 
   // same-constructor check of PromiseResolve (https://tc39.es/ecma262/#sec-promise-resolve) and takes the thenable
   // path instead: two more microtasks and a `then` lookup per crossing, 0.2 to 0.4 µs per invocation (bench/README.md).
   const ContextPromise = vm.runInContext("Promise", context) as PromiseConstructor;
+  // A "json" read builds its objects in the function's realm too, as CloudFront's one realm does.
+  const ContextJSON = vm.runInContext("JSON", context) as JSON;
 
   let current: Invocation | undefined;
   const store: KeyValueStore = {
@@ -164,7 +166,7 @@ export function compileCloudFrontFunction(code: string, options: CompileOptions 
       try {
         const lookup = options.kvs?.();
         if (lookup === undefined) throw new Error("key value store: no store is associated with this function");
-        return ContextPromise.resolve(decode(key, lookup(key), getOptions?.format ?? "string"));
+        return ContextPromise.resolve(decode(key, lookup(key), getOptions?.format ?? "string", ContextJSON));
       } catch (error) {
         return ContextPromise.reject(error);
       }
@@ -245,15 +247,13 @@ export function compileCloudFrontFunction(code: string, options: CompileOptions 
   function invoke(event: CloudFrontEvent): Promise<FunctionResult> {
     const run = new Promise<FunctionResult>(capture);
     current = { eventType: event.context.eventType, resolve: resolveRun, reject: rejectRun };
-    let pending: unknown;
     try {
-      pending = handler(event);
+      // A no-op for the promise an async handler returns; wraps a synchronous handler's result. Neither callback
+      // throws; a handler that throws, or returns a thenable whose `then` throws, settles the run here.
+      void ContextPromise.resolve(handler(event)).then(fulfilled, rejected);
     } catch (error) {
       rejected(error);
-      return run;
     }
-    // A no-op for the promise an async handler returns; wraps a synchronous handler's result. Neither callback throws.
-    void ContextPromise.resolve(pending).then(fulfilled, rejected);
     return run;
   }
   function queue(event: CloudFrontEvent): Promise<FunctionResult> {
@@ -305,13 +305,13 @@ function isRequest(output: unknown): output is CloudFrontRequest {
   return typeof output === "object" && output !== null && typeof (output as CloudFrontRequest).uri === "string";
 }
 
-function decode(key: string, value: string | undefined, format: KeyValueFormat): unknown {
+function decode(key: string, value: string | undefined, format: KeyValueFormat, json: JSON): unknown {
   if (value === undefined) throw new Error(`key value store: key "${key}" does not exist`);
   switch (format) {
     case "string":
       return value;
     case "json":
-      return JSON.parse(value);
+      return json.parse(value);
     case "bytes":
       return Buffer.from(value, "utf8");
     default:

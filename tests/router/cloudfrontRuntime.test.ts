@@ -72,6 +72,7 @@ describe("CloudFront Functions runtime shim", () => {
     const SELECTING = [
       "import cf from 'cloudfront';",
       "async function handler(event) {",
+      "  event.request.headers.started = { value: 'yes' };",
       "  const slot = await cf.kvs().get(event.request.uri.slice(1));",
       "  cf.selectRequestOriginById(slot);",
       "  return event.request;",
@@ -81,7 +82,7 @@ describe("CloudFront Functions runtime shim", () => {
     it("keeps each invocation's origin choice its own when invocations overlap", async () => {
       const values: Record<string, string> = { a: "blue", b: "green", c: "blue" };
       const fn = compileCloudFrontFunction(SELECTING, { kvs: () => (key) => values[key] });
-      // All three start before any finishes: each awaits its read while the next one is already running.
+      // All three are submitted before any finishes; each has to run with its own origin state.
       const results = await Promise.all(["/a", "/b", "/c"].map((uri) => fn.run(viewerRequestEvent({ uri }))));
       expect(results.map((r) => r.originId)).to.deep.equal(["blue", "green", "blue"]);
     });
@@ -92,8 +93,21 @@ describe("CloudFront Functions runtime shim", () => {
       const [a, b] = await Promise.allSettled([fn.run(viewerRequestEvent({ uri: "/missing" })), fn.run(viewerRequestEvent({ uri: "/b" }))]);
       expect(a.status === "rejected" && (a.reason as Error).message).to.match(/"missing" does not exist/);
       expect(b.status === "fulfilled" && b.value.originId).to.equal("green");
-      // Nothing is left in flight: a third run after both settled still gets its own origin.
-      expect((await fn.run(viewerRequestEvent({ uri: "/b" }))).originId).to.equal("green");
+      // Nothing is left in flight: a third run after both settled starts at once instead of queueing.
+      const third = viewerRequestEvent({ uri: "/b" });
+      const run = fn.run(third);
+      expect(third.request.headers.started, "the handler ran synchronously inside run()").to.deep.equal({ value: "yes" });
+      expect((await run).originId).to.equal("green");
+    });
+
+    it("settles a run whose plain (non-async) handler throws, and runs the next one", async () => {
+      const fn = compileCloudFrontFunction("function handler(event) { if (event.request.uri === '/bad') throw new Error('bad request'); return event.request; }");
+      await fn.run(viewerRequestEvent({ uri: "/bad" })).then(
+        () => expect.fail("expected a rejection"),
+        (error: Error) => expect(error.message).to.equal("bad request"),
+      );
+      const ok = viewerRequestEvent({ uri: "/ok" });
+      expect((await fn.run(ok)).output).to.equal(ok.request);
     });
 
     it("makes cf.kvs() throw when no store is associated", async () => {
@@ -127,14 +141,14 @@ describe("CloudFront Functions runtime shim", () => {
         "  const format = event.request.uri.slice(1);",
         "  const pending = cf.kvs().get('k', { format });",
         "  const value = await pending;",
-        "  const shown = format === 'json' ? 'n=' + value.n : format === 'bytes' ? 'buffer=' + Buffer.isBuffer(value) + ' ' + value.toString() : value;",
+        "  const shown = format === 'json' ? 'n=' + value.n + ' own-object=' + (value instanceof Object) : format === 'bytes' ? 'buffer=' + Buffer.isBuffer(value) + ' ' + value.toString() : value;",
         "  return { statusCode: 200, statusDescription: shown + ' own-promise=' + (pending instanceof Promise) };",
         "}",
       ].join("\n");
       const fn = compileCloudFrontFunction(READING, { kvs: () => (key) => (key === "k" ? '{"n":1}' : undefined) });
       const shown = async (format: string) => ((await fn.run(viewerRequestEvent({ uri: `/${format}` }))).output as { statusDescription: string }).statusDescription;
       expect(await shown("string")).to.equal('{"n":1} own-promise=true');
-      expect(await shown("json")).to.equal("n=1 own-promise=true");
+      expect(await shown("json")).to.equal("n=1 own-object=true own-promise=true");
       expect(await shown("bytes")).to.equal('buffer=true {"n":1} own-promise=true');
       await fn.run(viewerRequestEvent({ uri: "/xml" })).then(
         () => expect.fail("expected a rejection"),

@@ -174,6 +174,7 @@ describe("router (viewer-request + viewer-response functions)", () => {
       ["the value has a field too few", (router) => (router.routing = encodeRoutingRecord(record("blue", 50)).replace(/ preview=.*$/, ""))],
       ["a field is out of order", (router) => (router.routing = "stable=blue rev=1 weight.blue=50 weight.green=50 release.blue=r1 release.green=r2 preview=")],
       ["the stable slot is not blue or green", (router) => (router.routing = encodeRoutingRecord(record("blue", 50)).replace("stable=blue", "stable=red"))],
+      ["a release has a character no release id has", (router) => (router.routing = encodeRoutingRecord(record("blue", 50)).replace("release.blue=r1", "release.blue=r/1"))],
       [
         "the store read fails",
         (router) =>
@@ -193,6 +194,19 @@ describe("router (viewer-request + viewer-response functions)", () => {
         }
       });
     }
+  });
+
+  describe("routing revision path", () => {
+    it("answers /.bluegreen/routing with the record's rev as a JSON number, and -1 when it reads no record", async () => {
+      const router = new Router({ slot: "blue", release: "r1" }, record("blue", 50, { rev: 42 }));
+      const body = async () => {
+        const { output } = await router.request({ uri: "/.bluegreen/routing" });
+        return isResponse(output) ? output.body : undefined;
+      };
+      expect(await body()).to.deep.equal({ encoding: "text", data: '{"rev":42}' });
+      router.routing = undefined;
+      expect(await body()).to.deep.equal({ encoding: "text", data: '{"rev":-1}' });
+    });
   });
 
   describe("request rewriting", () => {
