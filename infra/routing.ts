@@ -42,9 +42,10 @@ export function routingRecord(config: StackConfig, previewTokenHash: string): Ro
  * (an empty release or preview is an empty value). Plain text rather than JSON because the viewer-request function
  * decodes it on every request: one regular-expression match costs about a third of JSON.parse (bench/README.md), and
  * the labels keep it readable for a hand edit (docs/RUNBOOK.md). The values are release ids (A-Z a-z 0-9 . _ -, as
- * config validation allows) and a hex digest, and the pattern admits nothing else: a hand edit with a stray character
- * makes the router fall back rather than rewrite to a prefix no release can have. (Those two classes also match faster
- * than \S, which has to test for Unicode spaces.)
+ * config validation allows) and a hex digest, and the pattern admits only those characters: a hand edit with a stray
+ * space, slash or other character makes the router fall back. It does not repeat the rest of the release-id rule
+ * (length, first character, no ".."); the encoder is only given validated ids. (These classes also match faster than
+ * \S, which has to test for Unicode spaces.)
  */
 /** The pattern the viewer-request function matches (infra/router/viewer-request.js cannot import it; a test keeps the two equal). */
 export const ROUTING_RECORD_PATTERN = /^rev=(\d+) stable=(blue|green) weight\.blue=(\d+) weight\.green=(\d+) release\.blue=([\w.-]*) release\.green=([\w.-]*) preview=(\w*)$/;
