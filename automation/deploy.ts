@@ -10,8 +10,9 @@ import { planRollout } from "./plan";
 import { HttpProber } from "./prober";
 import { buildManifest, pruneReleases, readManifest, readRelease, sameBytes, uploadRelease, type Manifest } from "./releases";
 import { runRollout, systemClock, type DeployReport } from "./rollout";
-import { parseConfigMap, readLiveConfig } from "./stackConfig";
-import { actor, edgeOf, openTarget, type Target } from "./targets";
+import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from "./history";
+import { parseConfigMap, readLiveConfig, restoreConfig, syncSecretsFromLive } from "./stackConfig";
+import { actor, awaitNewDistribution, edgeOf, openTarget, type Target } from "./targets";
 
 export interface DeployOptions {
   stack: string;
@@ -124,11 +125,14 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     process.on("SIGTERM", onSignal);
   }
   try {
-    // A CI checkout's stack file is older than what earlier runs deployed: judge from the last deployment's config
-    // (history is newest first). The stack file itself is synced only once every check has passed, so a refusal
-    // leaves it byte for byte as it was.
-    const history = await stack.history(undefined, undefined, true);
-    const { config, previewToken } = history.length > 0 ? parseConfigMap(history[0].config, stack.name) : await readLiveConfig(stack);
+    // A CI checkout's stack file is older than what earlier runs deployed: judge from the newest successful update's
+    // config (a failed update records a config it only attempted). The stack file itself is synced only once every
+    // check has passed, so a refusal leaves it byte for byte as it was.
+    const history = await readHistory(stack);
+    refuseInProgress(stack.name, history);
+    const deployed = newestSucceeded(history);
+    const live = await readLiveConfig(stack);
+    const { config, previewToken } = deployed ? parseConfigMap(syncSecretsFromLive(deployed.config, live.map), stack.name) : live;
     if (config.weights[config.stable] !== 100) {
       throw new OperatorNeededError(
         `stack ${stack.name} is not settled (weights ${JSON.stringify(config.weights)}, stable ${config.stable}); run: bluegreen rollback --stack ${stack.name}`,
@@ -138,7 +142,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     if (config.slots[config.stable].release === release) {
       throw new UsageError(`${subject}: expected a release other than the one ${config.stable} already serves`);
     }
-    const nextRevision = Math.max(config.revision, ...history.map((u) => Number(u.config["picasso-widget:revision"]?.value ?? 0))) + 1;
+    const nextRevision = highestRevision(history, config.revision) + 1;
     const plan = planRollout(config, { release, steps: shipment.steps, bakeMs: shipment.bakeMs, nextRevision });
     const candidate: Slot = plan.candidate;
 
@@ -162,13 +166,14 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     const gateDetails = (await shipment.beforeChange?.(config)) ?? {};
 
     // Every check passed: from here on the stack changes. The snapshot a revert restores is the synced config.
-    if (history.length > 0) await stack.refreshConfig();
-    const live = await readLiveConfig(stack);
-    if (live.previewToken === undefined) throw new Error("unreachable: the synced config lost the preview token");
+    if (deployed) await restoreConfig(stack, syncSecretsFromLive(deployed.config, live.map));
+    const synced = await readLiveConfig(stack);
+    if (synced.previewToken === undefined) throw new Error("unreachable: the synced config lost the preview token");
     // Buckets exist only after a first `up` (a fresh stack): create the infrastructure without moving traffic.
     if (!outputs.bucketNames) {
       await stack.up({ message: "bluegreen deploy: create the stack's infrastructure" });
       outputs = await stack.outputs();
+      await awaitNewDistribution(outputs, (message) => reporter.emit({ kind: "info", message }));
     }
     const buckets = outputs.bucketNames.value as Record<Slot, string>;
 
@@ -188,7 +193,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     try {
       report = await runRollout(
         { stack, prober, clock: systemClock, progress: reporter, state, holder, signal: controller.signal },
-        { plan, config: live.config, snapshot: live.map, previewToken: live.previewToken, manifest },
+        { plan, config: synced.config, snapshot: synced.map, previewToken: synced.previewToken, manifest },
       );
     } finally {
       prober.close();

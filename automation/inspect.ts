@@ -4,21 +4,45 @@ import * as https from "node:https";
 import { otherSlot, type Slot, type StackConfig } from "../infra/config";
 import { formatAuditRecord, type AuditRecord } from "./audit";
 import { OperatorNeededError } from "./errors";
+import { describeInProgress, newestSucceeded, readHistory, updateInProgress } from "./history";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import type { Reporter } from "./output";
-import type { DeploymentStack, OutputMap } from "./port";
+import type { DeploymentStack, OutputMap, UpdateSummary } from "./port";
 import { HttpProber, probeMany, SECURITY_HEADERS } from "./prober";
-import { verifyAllOn, systemClock } from "./rollout";
+import { ROUTING_PROBE_PATH, verifyAllOn, systemClock } from "./rollout";
 import { parseConfigMap, readLiveConfig, type LiveConfig } from "./stackConfig";
 import { edgeOf, openTarget } from "./targets";
 
 /**
- * What the stack runs: the config of its last update, read without syncing the stack file (a CI checkout's file is
- * older than what earlier runs deployed); the file itself only before the first update.
+ * What the stack runs: the config of its newest successful update (a failed one records a config it only attempted),
+ * read without syncing the stack file (a CI checkout's file is older than what earlier runs deployed); the file
+ * itself only before the first successful update.
  */
-async function deployedConfig(stack: DeploymentStack): Promise<LiveConfig> {
-  const [last] = await stack.history(1, 1, true);
+async function deployedConfig(stack: DeploymentStack, history: readonly UpdateSummary[]): Promise<LiveConfig> {
+  const last = newestSucceeded(history);
   return last ? parseConfigMap(last.config, stack.name) : readLiveConfig(stack);
+}
+
+/** Sample size of fresh viewers `status` asks when the edge's routing differs from the config. */
+const EDGE_SAMPLE = 20;
+
+/** What the edge serves: the routing revision it reads and where a sample of fresh viewers land. */
+async function edgeServes(prober: HttpProber): Promise<{ revision: number | null; viewers: Record<string, number> }> {
+  const res = await prober.probe({ path: ROUTING_PROBE_PATH });
+  let revision: number | null = null;
+  try {
+    const rev = (JSON.parse(res.body.toString("utf8")) as { rev?: unknown }).rev;
+    if (typeof rev === "number") revision = rev;
+  } catch {
+    revision = null;
+  }
+  const viewers: Record<string, number> = {};
+  const sample = await probeMany(prober, Array.from({ length: EDGE_SAMPLE }, () => ({ path: "/version.json" })), { concurrency: 4, spreadMs: 0, sleep: systemClock.sleep });
+  for (const r of sample) {
+    const where = r.slot ? `${r.slot}/${r.release ?? "?"}` : `status ${r.status}`;
+    viewers[where] = (viewers[where] ?? 0) + 1;
+  }
+  return { revision, viewers };
 }
 
 export interface StatusReport {
@@ -28,14 +52,18 @@ export interface StatusReport {
   weights: Record<Slot, number>;
   revision: number;
   rollout: { state: "idle" | "in-progress" | "interrupted"; release?: string; phase?: string; weight?: number; holder?: string };
-  lastUpdate: { version: number; result: string; message: string; endTime: string } | null;
+  /** The newest update of any result; an update in progress has no endTime. */
+  lastUpdate: { version: number; result: string; message: string; startTime: string; endTime: string | null } | null;
+  /** Set when the edge does not serve the routing revision of the config: what it serves instead. */
+  edge?: { revision: number | null; viewers: Record<string, number> };
 }
 
 export async function status(stackName: string, reporter: Reporter): Promise<StatusReport> {
   const target = await openTarget(stackName);
   try {
     const { stack } = target;
-    const { config } = await deployedConfig(stack);
+    const history = await readHistory(stack);
+    const { config } = await deployedConfig(stack, history);
     const state = new StackState(driverStateDir(target.stateRoot, stack.name));
     const journal = await state.journal();
     const lock = await state.lockState();
@@ -43,7 +71,9 @@ export async function status(stackName: string, reporter: Reporter): Promise<Sta
     if (journal) {
       rollout = { state: lock?.live ? "in-progress" : "interrupted", release: journal.release, phase: journal.phase, weight: journal.weight, holder: describeHolder(journal.holder) };
     } else if (lock?.live) rollout = { state: "in-progress", holder: describeHolder(lock.holder) };
-    const [last] = await stack.history(1, 1, false);
+    const last = history[0];
+    const open = updateInProgress(history);
+    if (open && rollout.state === "idle") rollout = { state: "in-progress", phase: describeInProgress(open) };
     const report: StatusReport = {
       stack: stack.name,
       stable: config.stable,
@@ -51,13 +81,29 @@ export async function status(stackName: string, reporter: Reporter): Promise<Sta
       weights: config.weights,
       revision: config.revision,
       rollout,
-      lastUpdate: last ? { version: last.version, result: last.result, message: last.message, endTime: new Date(last.endTime).toISOString() } : null,
+      lastUpdate: last ? { version: last.version, result: last.result, message: last.message, startTime: new Date(last.startTime).toISOString(), endTime: last.endTime ? new Date(last.endTime).toISOString() : null } : null,
     };
+    const outputs = await stack.outputs();
+    if (outputs.distributionDomain !== undefined) {
+      const prober = new HttpProber(edgeOf(target, outputs));
+      try {
+        const edge = await edgeServes(prober);
+        if (edge.revision !== config.revision) report.edge = edge;
+      } finally {
+        prober.close();
+      }
+    }
     const idle = otherSlot(config.stable);
     const lines = [
       `stack ${report.stack}: stable ${config.stable} serves ${config.slots[config.stable].release ?? "(nothing)"} at ${config.weights[config.stable]}%; ${idle} holds ${config.slots[idle].release ?? "(nothing)"} at ${config.weights[idle]}%`,
-      rollout.state === "idle" ? "no rollout in progress" : `rollout ${rollout.state}: ${rollout.release ?? ""} ${rollout.phase ?? ""} ${rollout.weight ?? ""}% by ${rollout.holder}${rollout.state === "interrupted" ? `; run: bluegreen rollback --stack ${stack.name}` : ""}`,
+      rollout.state === "idle"
+        ? "no rollout in progress"
+        : `rollout ${rollout.state}: ${[rollout.release, rollout.phase, rollout.weight !== undefined ? `${rollout.weight}%` : undefined, rollout.holder ? `by ${rollout.holder}` : undefined].filter((p) => p !== undefined).join(" ")}${rollout.state === "interrupted" ? `; run: bluegreen rollback --stack ${stack.name}` : ""}`,
     ];
+    if (report.edge) {
+      const viewers = Object.entries(report.edge.viewers).map(([where, n]) => `${n} on ${where}`).join(", ");
+      lines.push(`the edge differs from the config: it reads routing revision ${report.edge.revision ?? "(none)"}, not ${config.revision}; ${EDGE_SAMPLE} fresh viewers: ${viewers}`);
+    }
     reporter.finish(report, `### bluegreen status ${stack.name}\n\n${lines.join("\n\n")}`, lines.join("\n"));
     return report;
   } finally {
@@ -69,7 +115,7 @@ export async function history(stackName: string, reporter: Reporter): Promise<{ 
   const target = await openTarget(stackName);
   try {
     // Secrets are read only to parse each update's config (a masked token would not parse); none is printed.
-    const updates = (await target.stack.history(undefined, undefined, true)).map((u) => {
+    const updates = (await readHistory(target.stack)).map((u) => {
       let routing = "";
       try {
         const c = parseConfigMap(u.config, stackName).config;
@@ -77,12 +123,12 @@ export async function history(stackName: string, reporter: Reporter): Promise<{ 
       } catch {
         routing = "(config not readable)";
       }
-      return { version: u.version, result: u.result, message: u.message, startTime: new Date(u.startTime).toISOString(), endTime: new Date(u.endTime).toISOString(), routing };
+      return { version: u.version, result: u.result, message: u.message, startTime: new Date(u.startTime).toISOString(), endTime: u.endTime ? new Date(u.endTime).toISOString() : null, routing };
     });
     const audit = (await target.audit.store.readLines()).map((l) => JSON.parse(l) as AuditRecord);
     const text = [
       `updates of ${stackName} (newest first):`,
-      ...updates.map((u) => `  v${u.version} ${u.endTime} ${u.result.padEnd(9)} ${u.routing}  ${u.message}`),
+      ...updates.map((u) => `  v${u.version} ${u.endTime ?? `(since ${u.startTime})`} ${u.result.padEnd(11)} ${u.routing}  ${u.message}`),
       `audit log (${target.audit.store.location}):`,
       ...audit.map((r) => `  ${formatAuditRecord(r)}`),
     ].join("\n");
@@ -101,14 +147,15 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
   let prober: HttpProber | undefined;
   let config: StackConfig;
   try {
-    const deployed = await deployedConfig(target.stack);
+    const deployed = await deployedConfig(target.stack, await readHistory(target.stack));
     config = deployed.config;
     const { previewToken } = deployed;
     const outputs = await target.stack.outputs();
-    prober = new HttpProber(edgeOf(target, outputs));
+    const edge = edgeOf(target, outputs);
+    prober = new HttpProber(edge);
     // What a security review checks on AWS. The local edge has no TLS and s3rver enforces no bucket policy, so
     // there these two checks would prove nothing and are not run (see automation/local/edge.ts).
-    if (!target.local) problems.push(...(await awsExposureProblems(outputs, config.slots[config.stable].release, deployed.map["aws:region"]?.value ?? "us-east-1")));
+    if (!edge.local) problems.push(...(await awsExposureProblems(outputs, config.slots[config.stable].release, deployed.map["aws:region"]?.value ?? "us-east-1")));
     if (opts.slot === undefined) {
       await verifyAllOn({ prober, clock: systemClock }, config.stable, config.slots[config.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath).catch((e: Error) => problems.push(e.message));
     }

@@ -49,13 +49,20 @@ export function stageConfig(base: StackConfig, plan: TrafficPlan): StackConfig {
   };
 }
 
-/** The config for step `index`. At 100 percent the candidate becomes the stable slot in the same update. */
+/**
+ * The config for step `index`. The stable slot does not change, not even at 100 percent: a 100 percent update is a
+ * step still to be judged, and a runner killed during its bake must leave a rollout that looks interrupted.
+ */
 export function stepConfig(staged: StackConfig, plan: TrafficPlan, index: number): StackConfig {
-  const weight = candidateWeight(plan, index, false);
-  return {
-    ...staged,
-    weights: weightsFor(plan, weight),
-    stable: weight === 100 ? plan.candidate : plan.stable,
-    revision: plan.firstRevision + index + 1,
-  };
+  return { ...staged, weights: weightsFor(plan, candidateWeight(plan, index, false)), revision: plan.firstRevision + index + 1 };
+}
+
+/** After the 100 percent step passed its judgement, and only then, the candidate becomes the stable slot in its own update. */
+export function settleConfig(staged: StackConfig, plan: TrafficPlan): StackConfig {
+  return { ...staged, weights: weightsFor(plan, 100), stable: plan.candidate, revision: plan.firstRevision + plan.steps.length + 1 };
+}
+
+/** The highest revision a rollout of `plan` may write: a revert writes one above it. */
+export function lastRevision(plan: TrafficPlan): number {
+  return plan.firstRevision + plan.steps.length + 1;
 }

@@ -8,6 +8,8 @@ import type { Sample } from "./analysis";
 export interface EdgeTarget {
   url: string;
   host?: string;
+  /** The local cloud's edge on loopback (no TLS, no bucket policies to check). */
+  local?: boolean;
 }
 
 export interface ProbeRequest {

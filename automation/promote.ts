@@ -6,6 +6,7 @@ import type { Slot, StackConfig } from "../infra/config";
 import { requireApprovals } from "./approvals";
 import { shipRelease } from "./deploy";
 import { UsageError } from "./errors";
+import { readHistory } from "./history";
 import { driverStateDir, StackState } from "./journal";
 import type { LocalCloud } from "./local/cloud";
 import type { Reporter } from "./output";
@@ -74,7 +75,7 @@ async function servedRelease(source: Target, reporter: Reporter): Promise<Served
   if (journal) {
     throw refuse(`a settled stack; its rollout of ${journal.release} is unfinished (${journal.phase} at ${journal.weight}% on ${journal.candidate}); see: bluegreen status --stack ${stack.name}`);
   }
-  const last = (await stack.history()).find((u) => u.kind === "update");
+  const last = (await readHistory(stack)).find((u) => u.kind === "update");
   if (!last) throw refuse("a stack that serves a release; it has never been deployed");
   if (last.result !== "succeeded") throw refuse(`a stack whose last update succeeded; update ${last.version} ${last.result} (${last.message})`);
   // A revert's own `up` succeeds: the audit log is what says the last rollout was rolled back.

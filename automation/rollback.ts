@@ -4,14 +4,16 @@
 // https://www.pulumi.com/docs/iac/support/faq/#how-do-i-roll-back-to-a-previous-version-of-my-stack
 import type { Slot } from "../infra/config";
 import { OperatorNeededError, StackLockedError, UsageError } from "./errors";
+import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from "./history";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import { notify } from "./notify";
 import type { Reporter } from "./output";
 import type { ConfigMap, UpdateSummary } from "./port";
 import { HttpProber } from "./prober";
+import { readManifest, readRelease } from "./releases";
 import { awaitRouting, systemClock, verifyAllOn } from "./rollout";
-import { parseConfigMap, restoreConfig, whileRestoring } from "./stackConfig";
-import { actor, edgeOf, openTarget } from "./targets";
+import { parseConfigMap, restoreConfig, ROUTING_KEYS, syncSecretsFromLive, withRevision } from "./stackConfig";
+import { actor, edgeOf, openTarget, type Target } from "./targets";
 
 export interface RollbackReport {
   result: "restored";
@@ -77,6 +79,26 @@ export function chooseRollbackTarget(history: readonly UpdateSummary[], stack: s
   return target;
 }
 
+/**
+ * Refuses (exit 2, nothing changed) a target whose releases are no longer complete in S3: its manifest and every
+ * object are read from the buckets themselves, not through the edge, whose cache would hide a pruned release until it
+ * expired and then answer viewers 403.
+ */
+async function requireReleasesInS3(target: Target, config: ConfigMap, what: string): Promise<void> {
+  const routing = routingOf(config, target.stack.name);
+  const buckets = (await target.stack.outputs()).bucketNames?.value as Record<Slot, string> | undefined;
+  if (buckets === undefined) throw new UsageError(`${what}: expected a stack with a bucketNames output; run: pulumi up --stack ${target.stack.name}`);
+  for (const slot of ["blue", "green"] as const) {
+    const release = routing.slots[slot].release;
+    if (release === undefined) continue;
+    const manifest = await readManifest(target.s3, buckets[slot], release);
+    if (manifest === undefined) throw new UsageError(`${what}: expected ${release} to be complete in ${slot}'s bucket ${buckets[slot]}; its manifest is gone (retention removed it)`);
+    await readRelease(target.s3, { bucket: buckets[slot], slot }, manifest).catch((err: Error) => {
+      throw new UsageError(`${what}: expected ${release} to be complete in ${slot}'s bucket ${buckets[slot]}; ${err.message}`);
+    });
+  }
+}
+
 export async function rollback(opts: { stack: string; to?: number }, reporter: Reporter): Promise<RollbackReport> {
   const started = Date.now();
   const target = await openTarget(opts.stack);
@@ -86,7 +108,9 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
   try {
     // Choose what to restore before taking the lock: a refused rollback (exit 2) leaves no trace, not even a lock file.
     let journal = await state.journal();
-    const chosen = journal ? undefined : chooseRollbackTarget(await stack.history(undefined, undefined, true), stack.name, opts.to);
+    const history = await readHistory(stack);
+    const chosen = journal ? undefined : chooseRollbackTarget(history, stack.name, opts.to);
+    if (chosen) await requireReleasesInS3(target, chosen.config, `--to = ${opts.to ?? chosen.version}`);
     const command = `rollback${opts.to !== undefined ? ` --to ${opts.to}` : ""}`;
     let lock = await state.acquire(command);
     if (!lock.ok && !lock.live) {
@@ -98,22 +122,29 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       throw new StackLockedError(`stack ${opts.stack} is locked by a rollout in progress: ${describeHolder(lock.holder)}; it reverts by itself on failure or SIGTERM`);
     }
     journal = await state.journal();
+    refuseInProgress(stack.name, history);
     prober = new HttpProber(edgeOf(target, await stack.outputs()));
+    // Every routing change carries a revision above every one ever deployed: the stale-file guard has no exception.
+    const revision = highestRevision(history) + 1;
+    const live = await stack.getAllConfig();
     let restore: ConfigMap;
     let restored: RollbackReport["restored"];
     let message: string;
     if (journal) {
       // Secret values were not written to the journal; the driver never changes them, so the live ones are right.
-      const live = await stack.getAllConfig();
-      restore = { ...journal.snapshot };
-      for (const k of journal.secretKeys) if (live[k]) restore[k] = live[k];
-      restored = { from: "interrupted-rollout", version: null, revision: routingOf(restore, stack.name).revision };
+      restore = withRevision(syncSecretsFromLive(journal.snapshot, live), revision);
+      restored = { from: "interrupted-rollout", version: null, revision };
       message = `bluegreen rollback: finish the interrupted rollout of ${journal.release}`;
       reporter.emit({ kind: "info", message: `finishing the interrupted rollout of ${journal.release} (${journal.phase} at ${journal.weight}% on ${journal.candidate}, by ${describeHolder(journal.holder)})` });
     } else {
-      const to = chosen ?? chooseRollbackTarget(await stack.history(undefined, undefined, true), stack.name, opts.to);
-      restore = to.config;
-      restored = { from: "history", version: to.version, revision: routingOf(restore, stack.name).revision };
+      const to = chosen ?? chooseRollbackTarget(history, stack.name, opts.to);
+      // Only the routing keys of the chosen update come back; everything else stays as deployed now (thresholds,
+      // approvals, webhooks), and secrets as the stack file holds them (a rotated preview token stays rotated).
+      const now = newestSucceeded(history)?.config ?? live;
+      restore = syncSecretsFromLive(now, live);
+      for (const k of ROUTING_KEYS) if (to.config[k]) restore[k] = to.config[k];
+      restore = withRevision(restore, revision);
+      restored = { from: "history", version: to.version, revision };
       message = `bluegreen rollback: restore update ${to.version}`;
       reporter.emit({ kind: "info", message: `restoring the config of update ${to.version} (${to.endTime ? new Date(to.endTime).toISOString() : "?"})` });
     }
@@ -121,8 +152,8 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     const release = config.slots[config.stable].release ?? "";
     try {
       await restoreConfig(stack, restore);
-      await whileRestoring(config.revision, () => stack.up({ message }));
-      await awaitRouting({ prober, clock: systemClock }, config.revision);
+      await stack.up({ message });
+      await awaitRouting({ prober, clock: systemClock }, revision);
       await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath);
     } catch (err) {
       throw new OperatorNeededError(`rollback of ${stack.name} did not complete: ${(err as Error).message.split("\n")[0]}; fix the cause, then run: bluegreen rollback --stack ${stack.name}${opts.to !== undefined ? ` --to ${opts.to}` : ""}`);

@@ -5,11 +5,11 @@ import type { Slot, StackConfig } from "../infra/config";
 import { analyseStep, type Finding, type Sample, type SlotMetrics, type Verdict } from "./analysis";
 import type { LockHolder, StackState } from "./journal";
 import { redactSecrets } from "./journal";
-import { candidateWeight, stageConfig, stepConfig, type TrafficPlan } from "./plan";
+import { candidateWeight, lastRevision, settleConfig, stageConfig, stepConfig, type TrafficPlan } from "./plan";
 import type { ConfigMap, DeploymentStack } from "./port";
 import { probeMany, type Prober, type ProbeRequest, type ProbeResponse } from "./prober";
 import type { Manifest } from "./releases";
-import { restoreConfig, whileRestoring, writeRouting } from "./stackConfig";
+import { restoreConfig, withRevision, writeRouting } from "./stackConfig";
 
 export interface Clock {
   now(): number;
@@ -139,6 +139,13 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
         throw new StepFailed({ metric: f?.metric ?? step.verdict, message: f?.message ?? step.verdict });
       }
     }
+    if (!plan.bootstrap) {
+      // The judgement at 100 percent passed: only now does the candidate become the stable slot, in its own update.
+      const settled = settleConfig(staged, plan);
+      await writeRouting(deps.stack, settled);
+      await up(deps, `bluegreen deploy ${plan.release}: ${plan.candidate} is stable`);
+      await awaitRouting(deps, settled.revision);
+    }
     await deps.state.clear();
     deps.progress.emit({ kind: "info", message: `release ${plan.release} serves 100 percent on ${plan.candidate}, now the stable slot` });
     return report("succeeded", null, plan.candidate);
@@ -146,22 +153,24 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     failure = err instanceof StepFailed ? err.finding : { metric: deps.signal.aborted ? "interrupted" : "error", message: err instanceof Error ? err.message : String(err) };
   }
 
-  // Revert: the exact pre-rollout config, `up`, and proof that the stable slot takes all traffic again.
+  // Revert: the exact pre-rollout config under a revision above any this rollout wrote (the stale-file guard has no
+  // exception for reverts), `up`, and proof that the stable slot takes all traffic again.
   const failedClock = deps.clock.now();
+  const revertRevision = lastRevision(plan) + 1;
   const weight = failedAt >= 0 ? plan.steps[failedAt] : 0;
   deps.progress.emit({ kind: "info", message: `reverting to the pre-rollout config: ${failure.message}` });
   try {
     // Best effort: a journal that cannot be written must never stand between a bad release and the revert.
     await journal("reverting", failedAt).catch((err: Error) => deps.progress.emit({ kind: "info", message: `journal not written: ${err.message}` }));
-    await restoreConfig(deps.stack, snapshot);
-    await whileRestoring(config.revision, () => up(deps, `bluegreen revert ${plan.release}: ${failure.message}`.slice(0, 200)));
-    await awaitRouting(deps, config.revision);
+    await restoreConfig(deps.stack, withRevision(snapshot, revertRevision));
+    await up(deps, `bluegreen revert ${plan.release}: ${failure.message}`.slice(0, 200));
+    await awaitRouting(deps, revertRevision);
     await verifyAllOn(deps, plan.stable, config.slots[plan.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath);
   } catch (err) {
     // The journal stays: `bluegreen rollback` finishes what this could not. The report says so (result "failed").
     const message = `revert did not complete (${firstLine(err)}); run: bluegreen rollback --stack ${deps.stack.name}`;
     deps.progress.emit({ kind: "info", message });
-    const rollback: RollbackReport = { reason: `${failure.message}; ${message}`, step: failedAt >= 0 ? failedAt : null, weight, metric: failure.metric, restoredRevision: config.revision, restoreMs: deps.clock.now() - failedClock };
+    const rollback: RollbackReport = { reason: `${failure.message}; ${message}`, step: failedAt >= 0 ? failedAt : null, weight, metric: failure.metric, restoredRevision: revertRevision, restoreMs: deps.clock.now() - failedClock };
     return report("failed", rollback, plan.stable);
   }
   await deps.state.clear();
@@ -170,7 +179,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     step: failedAt >= 0 ? failedAt : null,
     weight,
     metric: failure.metric,
-    restoredRevision: config.revision,
+    restoredRevision: revertRevision,
     restoreMs: deps.clock.now() - failedClock,
   };
   deps.progress.emit({ kind: "rollback", rollback });

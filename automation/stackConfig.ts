@@ -1,7 +1,6 @@
 // Reading and writing the stack config through the port. The driver only ever writes the routing keys
-// (slots, stable, weights, revision); restoring writes back an exact earlier ConfigMap.
+// (slots, stable, weights, revision); a revert writes back the exact pre-rollout ConfigMap under a new revision.
 import { CONFIG_NAMESPACE, ConfigError, checkPreviewToken, parseStackConfig, rawFromConfigMap, type StackConfig } from "../infra/config";
-import { RESTORE_REVISION_ENV } from "../infra/routing";
 import { UsageError } from "./errors";
 import type { ConfigMap, DeploymentStack } from "./port";
 
@@ -45,14 +44,23 @@ export async function restoreConfig(stack: DeploymentStack, target: ConfigMap): 
   await stack.setAllConfig(target);
 }
 
-/** Runs `fn` with the program's stale-revision guard told that lowering the revision to `revision` is deliberate. */
-export async function whileRestoring<T>(revision: number, fn: () => Promise<T>): Promise<T> {
-  const before = process.env[RESTORE_REVISION_ENV];
-  process.env[RESTORE_REVISION_ENV] = String(revision);
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) delete process.env[RESTORE_REVISION_ENV];
-    else process.env[RESTORE_REVISION_ENV] = before;
-  }
+/** `map` with the routing revision replaced: every routing change carries a revision above every one deployed. */
+export function withRevision(map: ConfigMap, revision: number): ConfigMap {
+  return { ...map, [key("revision")]: { value: String(revision), secret: false } };
 }
+
+/**
+ * An earlier update's config with the secrets of the live stack file. The driver never changes a secret, so the live
+ * value is the current one: a rotated (leaked) preview token must not come back from history, and after a
+ * secrets-provider change the CLI prints ERROR_UNABLE_TO_DECRYPT for an old update's secrets
+ * (pkg/cmd/pulumi/stack/stack_history.go), which must never become a value.
+ */
+export function syncSecretsFromLive(earlier: ConfigMap, live: ConfigMap): ConfigMap {
+  const out: ConfigMap = {};
+  for (const [k, v] of Object.entries(earlier)) if (!v.secret) out[k] = v;
+  for (const [k, v] of Object.entries(live)) if (v.secret) out[k] = v;
+  return out;
+}
+
+/** The routing keys: the only keys a rollback restores from an earlier update. */
+export const ROUTING_KEYS = ["slots", "stable", "weights"].map(key);

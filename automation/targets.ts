@@ -1,24 +1,29 @@
-// Where a stack lives. `local` and `local-*` stacks run on the local cloud (the default target: no AWS account
-// needed); every other stack is a real Pulumi stack driven through the automation API and the Pulumi CLI.
-import { S3Client } from "@aws-sdk/client-s3";
-import { readdirSync } from "node:fs";
+// Where a stack lives, and the one place the driver reaches the local cloud. Every stack, local or not, is opened the
+// same way: a `Stack` of the automation SDK (`LocalWorkspace`), which runs a Pulumi CLI. For `local` and `local-*`
+// stacks that CLI is the local cloud's stand-in (automation/local/pulumi/bin/pulumi) and the backend is the local
+// cloud's state folder; every other stack uses the `pulumi` on PATH and whatever backend it is logged in to (the tests
+// put the stand-in first on PATH and point PULUMI_BACKEND_URL at a local cloud: the very code path AWS stacks take).
+import { CloudFrontClient, GetDistributionCommand } from "@aws-sdk/client-cloudfront";
+import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import { LocalWorkspace, PulumiCommand, Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
+import { existsSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { AuditLog, FileAuditStore, localAuditLog, S3AuditStore } from "./audit";
 import { OperatorNeededError, UsageError } from "./errors";
 import { startLocalCloud, type LocalCloud } from "./local/cloud";
 import { localStackProblem, localStateDir, REPO_ROOT } from "./local/state";
-import type { DeploymentStack, OutputMap } from "./port";
+import type { ConfigMap, DeploymentStack, OutputMap } from "./port";
 import type { EdgeTarget } from "./prober";
 
 export interface Target {
   stack: DeploymentStack;
-  /** The S3 client for the stack's origin buckets (s3rver locally). */
+  /** The S3 client for the stack's origin and audit buckets, with the stack's own AWS settings. */
   s3: S3Client;
   /** Root of the driver's per-stack lock and journal. */
   stateRoot: string;
   audit: AuditLog;
-  /** Set for local stacks: the local cloud the stack runs on. */
+  /** Set for local stacks: the local cloud the stack runs on (another local stack may share it). */
   local?: LocalCloud;
   close(): Promise<void>;
 }
@@ -27,49 +32,89 @@ function isLocalStack(name: string): boolean {
   return name === "local" || name.startsWith("local-");
 }
 
-function knownStacks(): string[] {
-  return readdirSync(path.join(REPO_ROOT, "stacks"))
-    .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
-    .filter((s): s is string => s !== undefined);
-}
-
 /** Who is acting, for the audit trail: the GitHub actor in Actions, else the OS user. */
 export function actor(env: NodeJS.ProcessEnv = process.env): string {
   return env.GITHUB_ACTOR ? `github:${env.GITHUB_ACTOR}` : `${os.userInfo().username}@${os.hostname()}`;
 }
 
-/** Opens a stack. `cloud` lets a caller (a test, the demo) share one local cloud between commands. */
-export async function openTarget(name: string, opts: { cloud?: LocalCloud } = {}): Promise<Target> {
+/**
+ * The environment every Pulumi CLI the driver runs gets. The program is type-checked by CI (`npm run typecheck`); the
+ * Node.js runtime would otherwise type-check it again on every `pulumi up` (about 17 s against 3 s here).
+ * PULUMI_NODEJS_TRANSPILE_ONLY is read by the SDK's program runner: node_modules/@pulumi/pulumi/cmd/run/run.js (pulumi/pulumi
+ * sdk/nodejs/cmd/run/run.ts).
+ */
+const PULUMI_ENV = { PULUMI_NODEJS_TRANSPILE_ONLY: "true", PULUMI_SKIP_UPDATE_CHECK: "true" };
+
+/** The project folder the CLI would use: the nearest folder from the working directory up holding a Pulumi.yaml. */
+function projectDir(from = process.cwd()): string {
+  for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "Pulumi.yaml"))) return dir;
+    if (path.dirname(dir) === dir) return REPO_ROOT;
+  }
+}
+
+let pathCommand: Promise<PulumiCommand> | undefined;
+/** The `pulumi` on PATH, or exit 3 with one line saying how to install it. */
+async function pulumiOnPath(): Promise<PulumiCommand> {
+  pathCommand ??= PulumiCommand.get();
+  try {
+    return await pathCommand;
+  } catch (err) {
+    pathCommand = undefined;
+    const text = (err as Error).message;
+    if (/ENOENT|not found/i.test(text)) {
+      throw new OperatorNeededError("the Pulumi CLI is not installed (no `pulumi` on PATH); install it: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/iac/download-install/)");
+    }
+    throw new OperatorNeededError(`the Pulumi CLI does not run: ${text.split("\n")[0]}`);
+  }
+}
+
+/**
+ * `[<org>/[<project>/]]<stack>`: the stack's own name is the last part; the whole reference goes to the CLI.
+ * https://www.pulumi.com/docs/iac/concepts/stacks/#stack-names
+ */
+function shortName(ref: string): string {
+  return ref.split("/").at(-1) ?? ref;
+}
+
+/** Opens a stack; never creates one. `cloud` lets a caller (a test, the demo, promote) share one local cloud. */
+export async function openTarget(ref: string, opts: { cloud?: LocalCloud } = {}): Promise<Target> {
+  const name = shortName(ref);
+  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/.test(ref)) {
+    throw new UsageError(`--stack = ${JSON.stringify(ref)}: expected a stack name, or a fully qualified <org>/<project>/<stack>`);
+  }
   if (isLocalStack(name)) {
     const problem = localStackProblem(name);
-    if (problem) throw new UsageError(`--stack = ${JSON.stringify(name)}: expected ${problem}`);
+    if (problem) throw new UsageError(`--stack = ${JSON.stringify(ref)}: expected ${problem}`);
     const cloud = opts.cloud ?? (await startLocalCloud({ stateDir: localStateDir() }));
-    return {
-      stack: cloud.stack(name),
-      s3: cloud.s3,
-      stateRoot: cloud.stateDir,
-      audit: localAuditLog(name, { stateDir: cloud.stateDir }),
-      local: cloud,
-      close: async () => {
-        if (!opts.cloud) await cloud.close();
-      },
+    const close = async () => {
+      if (!opts.cloud) await cloud.close();
     };
+    try {
+      const stack = await cloud.stack(name);
+      return { stack, s3: cloud.s3, stateRoot: cloud.stateDir, audit: localAuditLog(name, { stateDir: cloud.stateDir }), local: cloud, close };
+    } catch (err) {
+      await close();
+      throw err;
+    }
   }
-  if (!knownStacks().includes(name)) {
-    throw new UsageError(`--stack = ${JSON.stringify(name)}: expected one of ${[...knownStacks(), "local-<name>"].join(", ")}`);
-  }
-  let stack;
+
+  const workDir = projectDir();
+  const pulumiCommand = await pulumiOnPath();
+  let stack: Stack;
   try {
-    // Loaded only for real stacks: the automation SDK is heavy, and local stacks never need it.
-    const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
-    stack = await LocalWorkspace.createOrSelectStack({ workDir: REPO_ROOT, stackName: name });
+    const ws = await LocalWorkspace.create({ workDir, pulumiCommand, envVars: PULUMI_ENV });
+    stack = await Stack.select(ref, ws);
   } catch (err) {
-    throw new OperatorNeededError(`cannot open Pulumi stack ${name}: ${(err as Error).message.split("\n")[0]} (is the Pulumi CLI installed and \`pulumi login\` done?)`);
+    if (err instanceof StackNotFoundError) {
+      throw new UsageError(`--stack = ${JSON.stringify(ref)}: no such stack in the Pulumi backend; create it first: pulumi stack init ${ref}`);
+    }
+    throw new OperatorNeededError(`cannot open Pulumi stack ${ref}: ${cliMessage(err)} (is \`pulumi login\` done?)`);
   }
-  const s3 = new S3Client({});
+  const s3 = new S3Client(awsSettings(await stack.getAllConfig()));
   const outputs = await stack.outputs();
   const auditBucket = outputs.auditBucket?.value as string | undefined;
-  const stateRoot = path.join(REPO_ROOT, ".bluegreen");
+  const stateRoot = path.join(workDir, ".bluegreen");
   return {
     stack,
     s3,
@@ -80,10 +125,70 @@ export async function openTarget(name: string, opts: { cloud?: LocalCloud } = {}
   };
 }
 
+/** The first line a CLI failure says (the SDK's CommandError carries the whole stderr). */
+function cliMessage(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const line = /error: (.+)/.exec(text)?.[1] ?? text.split("\n").find((l) => l.trim() !== "") ?? text;
+  return line.trim();
+}
+
+/**
+ * The stack's own AWS settings, read from the same provider config the program's resources use, so each stack's
+ * buckets are reached with that stack's region and credentials (promote reads the source with the source's):
+ * `aws:region`, `aws:profile`, and for S3-compatible endpoints `aws:endpoints` ([{ s3: url }]) with
+ * `aws:s3UsePathStyle`. https://www.pulumi.com/registry/packages/aws/installation-configuration/#configuration-options
+ */
+export function awsSettings(config: ConfigMap): S3ClientConfig {
+  const value = (key: string) => config[key]?.value;
+  const settings: S3ClientConfig = {};
+  const region = value("aws:region");
+  if (region) settings.region = region;
+  const profile = value("aws:profile");
+  if (profile) settings.profile = profile;
+  const endpoints = value("aws:endpoints");
+  if (endpoints) {
+    let s3: unknown;
+    try {
+      s3 = (JSON.parse(endpoints) as Record<string, unknown>[]).find((e) => typeof e.s3 === "string")?.s3;
+    } catch {
+      throw new UsageError(`aws:endpoints = ${JSON.stringify(endpoints)}: expected a list such as [{"s3": "https://..."}]`);
+    }
+    if (typeof s3 === "string") settings.endpoint = s3;
+  }
+  if (value("aws:s3UsePathStyle") === "true") settings.forcePathStyle = true;
+  return settings;
+}
+
 /** Where probes reach the stack's viewers: the local edge with the stack's Host, or the distribution over HTTPS. */
 export function edgeOf(target: Target, outputs: OutputMap): EdgeTarget {
-  if (target.local) return { url: target.local.url, host: target.local.host(target.stack.name) };
   const domain = (outputs.domain?.value ?? outputs.distributionDomain?.value) as string | undefined;
   if (!domain) throw new OperatorNeededError(`stack ${target.stack.name} has no distributionDomain output yet; run: pulumi up --stack ${target.stack.name}`);
-  return { url: `https://${domain}` };
+  // A stack the local cloud serves names its edge's loopback URL; the Host header selects the stack there.
+  const edgeUrl = outputs.edgeUrl?.value as string | undefined;
+  return edgeUrl ? { url: edgeUrl, host: domain, local: true } : { url: `https://${domain}` };
+}
+
+/**
+ * Waits once, after the update that created the stack's distribution, for CloudFront to report it Deployed: its
+ * first deployment takes minutes, and the first rollout would otherwise time out waiting for the edge. Later updates
+ * do not wait (traffic moves through the KeyValueStore, which the driver verifies at the edge itself).
+ * https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_GetDistribution.html (Status: InProgress | Deployed)
+ */
+export async function awaitNewDistribution(outputs: OutputMap, log: (message: string) => void, timeoutMs = 30 * 60_000): Promise<void> {
+  if (outputs.edgeUrl !== undefined) return; // The local engine applies an update before it returns.
+  const id = outputs.distributionId?.value as string | undefined;
+  if (!id) return;
+  const cloudfront = new CloudFrontClient({ region: "us-east-1" });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { Distribution } = await cloudfront.send(new GetDistributionCommand({ Id: id }));
+      if (Distribution?.Status === "Deployed") return;
+      if (Date.now() > deadline) throw new OperatorNeededError(`CloudFront distribution ${id} is still ${Distribution?.Status ?? "unknown"} after ${timeoutMs / 60_000} minutes; run the command again once it is Deployed`);
+      log(`waiting for CloudFront to deploy the new distribution ${id} (${Distribution?.Status ?? "unknown"})`);
+      await new Promise((r) => setTimeout(r, 20_000));
+    }
+  } finally {
+    cloudfront.destroy();
+  }
 }

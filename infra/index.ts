@@ -9,7 +9,7 @@ import { OriginBucketPolicies } from "./components/originBucketPolicies";
 import { OriginBuckets } from "./components/originBuckets";
 import { RevisionGuard } from "./components/revisionGuard";
 import { Router } from "./components/router";
-import { RESTORE_REVISION_ENV, sha256Hex } from "./routing";
+import { sha256Hex } from "./routing";
 
 const stackName = pulumi.getStack();
 
@@ -27,7 +27,7 @@ const previewToken = new pulumi.Config(CONFIG_NAMESPACE).getSecret("previewToken
 const previewTokenHash = previewToken === undefined ? "" : pulumi.unsecret(previewToken.apply(sha256Hex));
 
 // Declared first: the routing changes depend on it, so a stale stack file fails before traffic moves.
-const revisionGuard = new RevisionGuard("revision-guard", { stack: stackName, revision: config.revision, restoring: process.env[RESTORE_REVISION_ENV] ?? "" });
+const revisionGuard = new RevisionGuard("revision-guard", { stack: stackName, revision: config.revision });
 const origins = new OriginBuckets("origin");
 const router = new Router("router", { config, previewTokenHash, dependsOn: [revisionGuard] });
 const cdn = new Cdn("cdn", {

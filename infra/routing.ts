@@ -70,19 +70,12 @@ export function decodeRoutingRecord(text: string): RoutingRecord | undefined {
 }
 
 /**
- * Set by the driver (through the workspace's environment, which the engine passes to the program and its dynamic
- * providers) while it deliberately restores an older config: a revert or a rollback from history. Its value is the
- * revision being restored; nothing else may lower the revision.
- */
-export const RESTORE_REVISION_ENV = "BLUEGREEN_RESTORE_REVISION";
-
-/**
  * The stale-stack-file guard: a `pulumi up` from a stack file older than what is deployed would move
  * traffic backwards. The revision in the file must not be lower than the deployed one.
  * Returns the failure message, or undefined when the new revision is acceptable.
  */
-export function revisionProblem(deployed: number | undefined, requested: number, stackName: string, restoring: string | undefined): string | undefined {
-  if (deployed === undefined || requested >= deployed || restoring === String(requested)) return undefined;
+export function revisionProblem(deployed: number | undefined, requested: number, stackName: string): string | undefined {
+  if (deployed === undefined || requested >= deployed) return undefined;
   return (
     `picasso-widget:revision = ${requested} is older than the deployed routing revision ${deployed}: ` +
     `this stack file is stale. Run \`pulumi config refresh --stack ${stackName}\` (or use \`bluegreen\`), then retry.`

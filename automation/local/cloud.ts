@@ -1,15 +1,24 @@
-// The local cloud as one thing: S3, the edge, the fault store and the engine's stacks over one state folder.
-// A foreground `bluegreen local up` advertises its ports in cloud.json; other processes on the same folder
-// connect to it instead of starting their own, so they see (and change) the very cloud a browser is looking at.
+// The local cloud as one thing: S3, the edge, the fault store and the engine over one state folder, which is also
+// the Pulumi CLI stand-in's backend. A foreground `bluegreen local up` advertises its ports in cloud.json; other
+// processes on the same folder connect to it instead of starting their own, so they see (and change) the very cloud a
+// browser is looking at. Whoever runs the engine also advertises it in engine.json, where the stand-in finds it.
 import type { S3Client } from "@aws-sdk/client-s3";
-import { rmSync } from "node:fs";
+import { LocalWorkspace, PulumiCommand, Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
+import { copyFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pathToFileURL } from "node:url";
 import * as path from "node:path";
 import type { Slot } from "../../infra/config";
 import { startEdge } from "./edge";
 import { LocalStack, stackHost } from "./engine";
 import { FaultStore, type SlotFault, type UpFailures } from "./faults";
+import { runCli, type CliRequest } from "./pulumiCli";
 import { localS3Client, startS3 } from "./s3";
-import { localStateDir, readJson, writeJsonAtomic } from "./state";
+import { LOCAL_STACK_FILE, localStateDir, readJson, REPO_ROOT, writeJsonAtomic } from "./state";
+
+/** The stand-in's installation root: PulumiCommand runs `<root>/bin/pulumi`. */
+export const STAND_IN_ROOT = path.join(__dirname, "pulumi");
 
 export interface LocalCloudOptions {
   /** @default <repo>/.bluegreen/local */
@@ -28,7 +37,17 @@ export interface LocalCloud {
   readonly s3: S3Client;
   /** True when this process connected to a cloud another process runs. */
   readonly connected: boolean;
-  stack(name: string): LocalStack;
+  /** Where the stand-in reaches the engine. */
+  readonly engineUrl: string;
+  /** The working folder of local stacks: a Pulumi.yaml and their stack files, inside the state folder. */
+  readonly workDir: string;
+  /**
+   * The stack through the automation SDK and the stand-in, as the driver opens it. Local stacks (`local`,
+   * `local-<name>`) are created on first use from stacks/Pulumi.local.yaml; any other stack must exist.
+   */
+  stack(name: string, workDir?: string): Promise<Stack>;
+  /** The environment that points the Pulumi CLI stand-in at this cloud (PULUMI_BACKEND_URL and the engine). */
+  pulumiEnv(): Record<string, string>;
   /** The Host header value that selects a stack on the edge. */
   host(stack: string): string;
   setFault(stack: string, slot: Slot, fault: SlotFault): void;
@@ -43,10 +62,58 @@ interface Advertised {
   pid: number;
   edgeUrl: string;
   s3Endpoint: string;
+  engineUrl: string;
 }
 
 export function cloudFile(stateDir: string): string {
   return path.join(stateDir, "cloud.json");
+}
+
+function engineFile(stateDir: string): string {
+  return path.join(stateDir, "engine.json");
+}
+
+let command: Promise<PulumiCommand> | undefined;
+/** The stand-in as the SDK's PulumiCommand (it asks `pulumi version` once per process). */
+export function standIn(): Promise<PulumiCommand> {
+  return (command ??= PulumiCommand.get({ root: STAND_IN_ROOT }));
+}
+
+function prepareWorkDir(workDir: string): void {
+  if (existsSync(path.join(workDir, "Pulumi.yaml"))) return;
+  mkdirSync(path.join(workDir, "stacks"), { recursive: true });
+  copyFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
+}
+
+/**
+ * The engine's endpoint for the stand-in: POST /pulumi { argv, cwd } → { code, stdout, stderr }. Loopback only. A
+ * client that disconnects before its answer (a killed `pulumi up`) leaves its update in progress.
+ */
+async function startEngine(stackOf: (name: string) => LocalStack): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== "POST" || req.url !== "/pulumi") {
+      res.writeHead(404).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let gone = false;
+    res.on("close", () => (gone = !res.writableFinished));
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const request = JSON.parse(Buffer.concat(chunks).toString("utf8")) as CliRequest;
+      runCli(request, { stack: stackOf, abandoned: () => gone }).then(
+        (result) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result)),
+        (err: Error) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ code: 255, stdout: "", stderr: `error: ${err.message}\n` })),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // The stand-in's requests keep no connection open; an idle engine must not keep the process alive.
+  server.unref();
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 /**
@@ -73,34 +140,57 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
 
   let edgeUrl: string;
   let s3Endpoint: string;
+  let engineUrl: string;
   let shutdown: () => Promise<void>;
+  const s3Of = (endpoint: string) => localS3Client(endpoint);
   if (running !== undefined) {
-    ({ edgeUrl, s3Endpoint } = running);
+    ({ edgeUrl, s3Endpoint, engineUrl } = running);
     shutdown = async () => {};
   } else {
     const s3Server = await startS3({ directory: path.join(stateDir, "s3") });
     const edge = await startEdge({ stateDir, s3: localS3Client(s3Server.endpoint), faults, port: opts.port ?? 0 });
     edgeUrl = edge.url;
     s3Endpoint = s3Server.endpoint;
-    if (opts.advertise) writeJsonAtomic(cloudFile(stateDir), { pid: process.pid, edgeUrl, s3Endpoint } satisfies Advertised);
+    const engineS3 = s3Of(s3Endpoint);
+    const engine = await startEngine((name) => new LocalStack(name, { stateDir, s3: engineS3, edgeUrl, faults }));
+    engineUrl = engine.url;
+    writeJsonAtomic(engineFile(stateDir), { pid: process.pid, url: engineUrl });
+    if (opts.advertise) writeJsonAtomic(cloudFile(stateDir), { pid: process.pid, edgeUrl, s3Endpoint, engineUrl } satisfies Advertised);
     shutdown = async () => {
       if (opts.advertise) rmSync(cloudFile(stateDir), { force: true });
+      if (readJson<{ pid: number }>(engineFile(stateDir))?.pid === process.pid) rmSync(engineFile(stateDir), { force: true });
+      await engine.close();
+      engineS3.destroy();
       await edge.close();
       await s3Server.close();
     };
   }
-  const s3 = localS3Client(s3Endpoint);
-  const stacks = new Map<string, LocalStack>();
+  const s3 = s3Of(s3Endpoint);
+  const workDir = path.join(stateDir, "work");
+  const env = { PULUMI_BACKEND_URL: pathToFileURL(stateDir).href, BLUEGREEN_ENGINE_URL: engineUrl, PULUMI_SKIP_UPDATE_CHECK: "true" };
   return {
     stateDir,
     url: edgeUrl,
     s3Endpoint,
     s3,
     connected: running !== undefined,
-    stack(name) {
-      let stack = stacks.get(name);
-      if (stack === undefined) stacks.set(name, (stack = new LocalStack(name, { stateDir, s3, edgeUrl, faults })));
-      return stack;
+    engineUrl,
+    workDir,
+    pulumiEnv: () => ({ ...env }),
+    async stack(name, dir) {
+      const isLocal = name === "local" || name.startsWith("local-");
+      const folder = dir ?? workDir;
+      if (dir === undefined) prepareWorkDir(workDir);
+      const ws = await LocalWorkspace.create({ workDir: folder, pulumiCommand: await standIn(), envVars: env });
+      try {
+        return await Stack.select(name, ws);
+      } catch (err) {
+        if (!(err instanceof StackNotFoundError) || !isLocal || dir !== undefined) throw err;
+        // A local stack starts as the checked-in local stack file describes it, in the cloud's own working folder,
+        // so local runs never rewrite stacks/Pulumi.local.yaml.
+        copyFileSync(LOCAL_STACK_FILE, path.join(workDir, "stacks", `Pulumi.${name}.yaml`));
+        return Stack.create(name, ws);
+      }
     },
     host: stackHost,
     setFault: (stack, slot, fault) => faults.setSlotFault(stack, slot, fault),

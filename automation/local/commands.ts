@@ -95,6 +95,7 @@ const demoCommand: CommandModule = {
     const cloud = await startLocalCloud();
     try {
       rmSync(stackDir(cloud.stateDir, DEMO_STACK), { recursive: true, force: true });
+      rmSync(path.join(cloud.workDir, "stacks", `Pulumi.${DEMO_STACK}.yaml`), { force: true });
       rmSync(driverStateDir(cloud.stateDir, DEMO_STACK), { recursive: true, force: true });
       const out = (line: string) => process.stdout.write(`${line}\n`);
       out(`local cloud: edge ${cloud.url}, stack ${DEMO_STACK} (Host: ${cloud.host(DEMO_STACK)})`);

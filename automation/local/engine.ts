@@ -1,15 +1,15 @@
-// The emulated engine: a DeploymentStack whose `up` runs the real infra/ program under Pulumi mocks (program.ts),
-// then applies what it declared: buckets to the local S3, functions, KVS, origins and policies to the edge.
-// Config and update history live in the state folder and have the automation API's shapes.
+// The emulated engine: an update runs the real infra/ program under Pulumi mocks (program.ts), then applies what it
+// declared: buckets to the local S3, functions, KVS, origins and policies to the edge. The Pulumi CLI stand-in
+// (pulumiCli.ts) calls it for `pulumi up`; the history and outputs it records have the Pulumi CLI's shapes.
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { CONFIG_NAMESPACE } from "../../infra/config";
+import * as os from "node:os";
 // The guard's rule itself, not its Pulumi resource module: loading @pulumi/pulumi here would cost every CLI start a second.
-import { RESTORE_REVISION_ENV, revisionProblem } from "../../infra/routing";
-import type { ConfigMap, DeploymentStack, OutputMap, UpdateSummary, UpOptions, UpResult } from "../port";
+import { revisionProblem } from "../../infra/routing";
+import type { ConfigMap, UpdateSummary } from "../port";
 import type { FaultStore } from "./faults";
 import { runProgram, type DeclaredResource, type ProgramResult } from "./program";
-import { StackFiles, type AppliedState } from "./state";
+import { StackFiles, type AppliedState, type StoredConfigValue, type StoredSummary, type UpdateLock } from "./state";
 
 /** Host names the edge serves: `<stack>.bluegreen.localhost` (`.localhost` resolves to loopback, RFC 6761). */
 export const LOCAL_HOST_SUFFIX = ".bluegreen.localhost";
@@ -18,7 +18,7 @@ export function stackHost(stack: string): string {
   return `${stack}${LOCAL_HOST_SUFFIX}`;
 }
 
-export interface LocalStackOptions {
+export interface EngineOptions {
   stateDir: string;
   s3: S3Client;
   /** The edge's loopback URL, returned as the local-only `edgeUrl` output. */
@@ -26,109 +26,91 @@ export interface LocalStackOptions {
   faults: FaultStore;
 }
 
-export class LocalStack implements DeploymentStack {
-  private readonly files: StackFiles;
+/** Another update holds the stack (the service answers 409; the stand-in prints the same text). */
+export class UpdateConflictError extends Error {
+  constructor(readonly holder: UpdateLock) {
+    super("[409] Conflict: Another update is currently in progress.");
+  }
+}
+
+export interface UpdateRequest {
+  /** The config as the stack file stores it (secrets encrypted): what history records. */
+  stored: Record<string, StoredConfigValue>;
+  /** The same config with secrets decrypted: what the program reads. */
+  config: ConfigMap;
+  message: string;
+  /** True once the client that asked for the update is gone (a killed `pulumi up`): the update is left open. */
+  abandoned?: () => boolean;
+}
+
+export interface UpdateResult {
+  summary: StoredSummary;
+  /** Set when the update failed: the program's or the engine's own message. */
+  error?: string;
+}
+
+export class LocalStack {
+  readonly files: StackFiles;
 
   constructor(
     readonly name: string,
-    private readonly opts: LocalStackOptions,
+    private readonly opts: EngineOptions,
   ) {
     this.files = new StackFiles(opts.stateDir, name);
   }
 
-  async getAllConfig(): Promise<ConfigMap> {
-    return this.files.readConfig();
-  }
-
-  /** Sets the given keys, keeping the others (as `pulumi config set-all`). */
-  async setAllConfig(config: ConfigMap, path?: boolean): Promise<void> {
-    noPaths("setAllConfig", path);
-    const next = this.files.readConfig();
-    for (const [key, value] of Object.entries(config)) next[fullKey(key)] = { value: value.value, secret: value.secret ?? false };
-    this.files.writeConfig(next);
-  }
-
-  async removeConfig(key: string, path?: boolean): Promise<void> {
-    noPaths("removeConfig", path);
-    const next = this.files.readConfig();
-    delete next[fullKey(key)];
-    this.files.writeConfig(next);
-  }
-
   /**
-   * `pulumi config refresh`: the config becomes the one of the most recent update, whatever its result (the
-   * DIY backend reads the newest history entry); with no update yet it fails, as the CLI does.
+   * `pulumi up`: takes the update lock, records the update in progress (no endTime), runs the program, applies it and
+   * records the result. A client that went away mid-update leaves it in progress and locked, as a killed `pulumi up`
+   * leaves a service-backed stack's update open until `pulumi cancel`.
    */
-  async refreshConfig(): Promise<ConfigMap> {
-    const latest = this.files.readHistory().at(-1);
-    if (latest === undefined) throw new Error(`stack ${this.name}: no previous deployment to refresh the config from`);
-    this.files.writeConfig(latest.config);
-    return latest.config;
-  }
-
-  async up(opts: UpOptions = {}): Promise<UpResult> {
-    const startTime = new Date();
-    const config = this.files.readConfig();
-    const version = (this.files.readHistory().at(-1)?.version ?? 0) + 1;
-    const summary = (result: "succeeded" | "failed", changes?: UpdateSummary["resourceChanges"]): UpdateSummary => ({
-      version,
-      kind: "update",
-      result,
-      message: opts.message ?? "",
-      environment: { "exec.kind": "bluegreen.local" },
-      config,
-      startTime,
-      endTime: new Date(),
-      ...(changes ? { resourceChanges: changes } : {}),
-    });
-
-    let applied: AppliedState;
-    let changes: NonNullable<UpdateSummary["resourceChanges"]>;
+  async up(req: UpdateRequest): Promise<UpdateResult> {
+    const history = this.files.readHistory();
+    const version = (history.at(-1)?.version ?? 0) + 1;
+    const startTime = new Date().toISOString();
+    const held = this.files.lock({ version, pid: process.pid, host: os.hostname(), startTime });
+    if (held !== undefined) throw new UpdateConflictError(held);
+    const base = { version, kind: "update" as const, message: req.message, environment: { "exec.kind": "auto.local" }, config: req.stored, startTime };
+    this.files.commit({ ...base, result: "in-progress" });
+    let summary: StoredSummary;
+    let applied: AppliedState | undefined;
+    let error: string | undefined;
     try {
       if (this.opts.faults.takeUpFailure(this.name)) throw new Error(`stack ${this.name}: injected up failure (local cloud fault)`);
       const previous = this.files.readApplied();
-      const program = await runProgram({ stackName: this.name, config });
+      const program = await runProgram({ stackName: this.name, config: req.config });
       applied = appliedState(program, version);
       // Under mocks the dynamic revision guard's check() never runs; the engine applies the same rule itself.
-      const problem = revisionProblem(previous?.revision, applied.revision, this.name, process.env[RESTORE_REVISION_ENV]);
+      const problem = revisionProblem(previous?.revision, applied.revision, this.name);
       if (problem !== undefined) throw new Error(problem);
       await this.ensureBuckets(program.resources);
-      changes = resourceChanges(previous?.resources ?? {}, applied.resources);
+      summary = { ...base, result: "succeeded", endTime: new Date().toISOString(), resourceChanges: resourceChanges(previous?.resources ?? {}, applied.resources) };
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      this.files.commit(summary("failed"));
-      opts.onError?.(message);
-      // A ProgramError keeps the program's own message and error name (ConfigError: bad stack config).
-      throw err instanceof Error ? err : new Error(message);
+      error = err instanceof Error ? err.message : String(err);
+      applied = undefined;
+      summary = { ...base, result: "failed", endTime: new Date().toISOString(), resourceChanges: {} };
     }
-    const done = summary("succeeded", changes);
-    this.files.commit(done, applied);
-    const stdout = `Updating (${this.name}):\n${Object.entries(changes).map(([op, n]) => `    ${n} ${op}`).join("\n")}\nUpdate ${version} succeeded.\n`;
-    opts.onOutput?.(stdout);
-    return { stdout, stderr: "", summary: done, outputs: this.outputMap(applied) };
+    if (req.abandoned?.()) return { summary: { ...base, result: "in-progress" }, error: "the client went away; the update stays in progress until `pulumi cancel`" };
+    this.files.commit(summary, applied);
+    this.files.unlock();
+    return { summary, error };
   }
 
-  /** Newest first, paged like `pulumi stack history` (showSecrets defaults to true there too). */
-  async history(pageSize?: number, page?: number, showSecrets = true): Promise<UpdateSummary[]> {
-    let entries = this.files.readHistory().reverse();
-    if (pageSize !== undefined && pageSize > 0) {
-      const p = page !== undefined && page >= 1 ? Math.floor(page) : 1;
-      entries = entries.slice((p - 1) * Math.floor(pageSize), p * Math.floor(pageSize));
-    }
-    if (showSecrets) return entries;
-    return entries.map((e) => ({ ...e, config: Object.fromEntries(Object.entries(e.config).map(([k, v]) => [k, v.secret ? { value: "[secret]", secret: true } : v])) }));
+  /** `pulumi cancel`: ends the update in progress as failed and releases its lock. */
+  cancel(): UpdateLock | undefined {
+    const holder = this.files.lockHolder();
+    if (holder === undefined) return undefined;
+    const open = this.files.readHistory().find((h) => h.version === holder.version && h.result === "in-progress");
+    if (open !== undefined) this.files.commit({ ...open, result: "failed", endTime: new Date().toISOString(), resourceChanges: {} });
+    this.files.unlock();
+    return holder;
   }
 
   /** The outputs of the last successful update, plus the local-only `edgeUrl`. */
-  async outputs(): Promise<OutputMap> {
+  outputs(): Record<string, unknown> {
     const applied = this.files.readApplied();
-    return applied === undefined ? {} : this.outputMap(applied);
-  }
-
-  private outputMap(applied: AppliedState): OutputMap {
     // The stack's host stands in for the cloudfront.net domain; `edgeUrl` is where that host is served on loopback.
-    const outputs = { ...applied.outputs, distributionDomain: stackHost(this.name), edgeUrl: this.opts.edgeUrl };
-    return Object.fromEntries(Object.entries(outputs).map(([k, value]) => [k, { value, secret: false }]));
+    return applied === undefined ? {} : { ...applied.outputs, distributionDomain: stackHost(this.name), edgeUrl: this.opts.edgeUrl };
   }
 
   private async ensureBuckets(resources: DeclaredResource[]): Promise<void> {
@@ -143,9 +125,7 @@ export class LocalStack implements DeploymentStack {
   }
 }
 
-// Compile-time check: the engine satisfies the driver's port (port.ts proves the same for the real Stack).
-type Satisfies<T extends DeploymentStack> = T;
-export type LocalStackIsADeploymentStack = Satisfies<LocalStack>;
+export type { UpdateSummary };
 
 const BUCKET = "aws:s3/bucket:Bucket";
 const DISTRIBUTION = "aws:cloudfront/distribution:Distribution";
@@ -154,14 +134,6 @@ const KVS_KEY = "aws:cloudfront/keyvaluestoreKey:KeyvaluestoreKey";
 const CACHE_POLICY = "aws:cloudfront/cachePolicy:CachePolicy";
 const HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy";
 const REVISION_GUARD = "pulumi-nodejs:dynamic/picasso-widget:RevisionGuard";
-
-function noPaths(method: string, path: boolean | undefined): void {
-  if (path) throw new Error(`local engine: ${method} with path=true (nested config paths) is not supported; pass whole top-level values`);
-}
-
-function fullKey(key: string): string {
-  return key.includes(":") ? key : `${CONFIG_NAMESPACE}:${key}`;
-}
 
 type Inputs = Record<string, unknown>;
 

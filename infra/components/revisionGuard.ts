@@ -11,16 +11,15 @@ export interface RevisionGuardInputs {
   stack: string;
   /** The routing revision from stack config. */
   revision: number;
-  /**
-   * The revision a deliberate restore may lower to ($BLUEGREEN_RESTORE_REVISION, "" when unset). Read in the program,
-   * not in the provider: the serialized provider runs elsewhere and cannot rely on the module's bindings.
-   */
-  restoring: string;
 }
 
-/** The guard's rule, shared with the local engine: a lower revision than the deployed one is refused. */
+/**
+ * The guard's rule, shared with the local engine: a lower revision than the deployed one is refused, with no exception.
+ * Every routing change the driver makes (reverts and rollbacks included) carries a revision above every one ever
+ * deployed, so a stack file refreshed mid-rollout can never pass after a revert.
+ */
 export function checkRevision(olds: Partial<RevisionGuardInputs>, news: RevisionGuardInputs): pulumi.dynamic.CheckResult<RevisionGuardInputs> {
-  const reason = revisionProblem(olds.revision, news.revision, news.stack, news.restoring || undefined);
+  const reason = revisionProblem(olds.revision, news.revision, news.stack);
   return reason === undefined ? { inputs: news } : { inputs: news, failures: [{ property: "revision", reason }] };
 }
 
@@ -28,7 +27,6 @@ const provider: pulumi.dynamic.ResourceProvider<RevisionGuardInputs, RevisionGua
   async check(olds, news) {
     return checkRevision(olds, news);
   },
-  // `restoring` only informs check(): it is not part of what the guard records.
   async diff(_id, olds, news) {
     return { changes: olds.revision !== news.revision || olds.stack !== news.stack };
   },
@@ -44,13 +42,12 @@ const provider: pulumi.dynamic.ResourceProvider<RevisionGuardInputs, RevisionGua
 export interface RevisionGuardArgs {
   stack: pulumi.Input<string>;
   revision: pulumi.Input<number>;
-  restoring: pulumi.Input<string>;
 }
 
 export class RevisionGuard extends pulumi.dynamic.Resource {
   public declare readonly revision: pulumi.Output<number>;
 
   constructor(name: string, args: RevisionGuardArgs, opts?: pulumi.CustomResourceOptions) {
-    super(provider, name, { stack: args.stack, revision: args.revision, restoring: args.restoring }, opts, "picasso-widget", "RevisionGuard");
+    super(provider, name, { stack: args.stack, revision: args.revision }, opts, "picasso-widget", "RevisionGuard");
   }
 }

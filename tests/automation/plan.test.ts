@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { parseStackConfig } from "../../infra/config";
-import { candidateWeight, planRollout, stageConfig, stepConfig } from "../../automation/plan";
+import { candidateWeight, planRollout, settleConfig, stageConfig, stepConfig } from "../../automation/plan";
 
 const config = parseStackConfig(
   { environment: "local", slots: { blue: { release: "1.0.0" }, green: {} }, stable: "blue", weights: { blue: 100, green: 0 }, revision: 4 },
@@ -21,12 +21,14 @@ describe("traffic plan (pure)", () => {
     expect(candidateWeight(plan, 2, false)).to.equal(50);
   });
 
-  it("stages without traffic, then raises the weight and the revision at each step, flipping stable at 100", () => {
+  it("stages without traffic, raises the weight and the revision at each step, and makes green stable only in the update after 100", () => {
     const staged = stageConfig(config, plan);
     expect(staged).to.deep.include({ weights: { blue: 100, green: 0 }, revision: 7, stable: "blue" });
     expect(staged.slots.green.release).to.equal("2.0.0");
     expect(stepConfig(staged, plan, 0)).to.deep.include({ weights: { blue: 90, green: 10 }, revision: 8, stable: "blue" });
-    expect(stepConfig(staged, plan, 4)).to.deep.include({ weights: { blue: 0, green: 100 }, revision: 12, stable: "green" });
+    // At 100 percent the step is still to be judged: blue stays stable until the settle update after the judgement.
+    expect(stepConfig(staged, plan, 4)).to.deep.include({ weights: { blue: 0, green: 100 }, revision: 12, stable: "blue" });
+    expect(settleConfig(staged, plan)).to.deep.include({ weights: { blue: 0, green: 100 }, revision: 13, stable: "green" });
   });
 
   it("puts a fresh stack's first release straight onto its stable slot", () => {
