@@ -12,6 +12,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { Slot } from "../infra/config";
 import { UsageError } from "./errors";
+import { checkArtifact } from "./references";
 
 export interface ManifestEntry {
   sha256: string;
@@ -74,7 +75,10 @@ async function listFiles(root: string, dir = root): Promise<string[]> {
   return files.sort();
 }
 
-/** Reads and checks an artifact folder; bad input is a UsageError naming the field. */
+/**
+ * Reads and checks an artifact folder; bad input is a UsageError naming the field, or the file, line and reference that
+ * does not resolve inside the artifact. The stack's verification paths are checked where its config is read.
+ */
 export async function buildManifest(artifactDir: string, release: string): Promise<{ manifest: Manifest; bodies: Map<string, Buffer> }> {
   const stat = await fs.stat(artifactDir).catch(() => undefined);
   if (!stat?.isDirectory()) throw new UsageError(`--artifact = ${JSON.stringify(artifactDir)}: expected an existing folder`);
@@ -92,6 +96,7 @@ export async function buildManifest(artifactDir: string, release: string): Promi
       cacheControl: cacheControlFor(file),
     };
   }
+  checkArtifact(bodies);
   return { manifest, bodies };
 }
 

@@ -1,8 +1,14 @@
 // Reference integrity of an artifact, before anything is uploaded. Broken releases are built here, in memory or in a
 // temp folder, never shipped under examples/ where a viewer could be served one.
 import { expect } from "chai";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { EXIT, UsageError } from "../../automation/errors";
 import { checkArtifact, referenceProblems, type ConfiguredPaths } from "../../automation/references";
+import { buildManifest } from "../../automation/releases";
+
+const RELEASES_DIR = path.resolve(__dirname, "..", "..", "examples", "widget", "releases");
 
 /** An artifact from `path → text`. */
 function artifact(files: Record<string, string>): Map<string, Buffer> {
@@ -224,6 +230,35 @@ describe("artifact reference integrity", () => {
       );
     });
 
+  });
+
+  describe("buildManifest", () => {
+    let work: string;
+    beforeEach(() => {
+      work = mkdtempSync(path.join(tmpdir(), "bluegreen-references-"));
+    });
+    afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+    it("passes every example widget release, with the default health and smoke paths too", async () => {
+      const releases = readdirSync(RELEASES_DIR);
+      expect(releases.length).to.be.at.least(2);
+      for (const release of releases) {
+        const { bodies } = await buildManifest(path.join(RELEASES_DIR, release), release);
+        expect(referenceProblems(bodies, { healthPath: "/version.json", smokePaths: ["/"] }), release).to.deep.equal([]);
+      }
+    });
+
+    it("refuses a release whose page loads a script the release does not contain", async () => {
+      mkdirSync(path.join(work, "assets"));
+      writeFileSync(path.join(work, "index.html"), `<!doctype html>\n<link rel="stylesheet" href="assets/widget.css">\n<script src="assets/widget.0123456789.js" defer></script>\n`);
+      writeFileSync(path.join(work, "assets", "widget.css"), ".picasso-widget { color: red }\n");
+      const err = await buildManifest(work, "3.0.0").then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err).to.be.instanceOf(UsageError);
+      expect(err!.message).to.equal(`index.html:3: references "assets/widget.0123456789.js", which the artifact does not contain`);
+    });
   });
 });
 
