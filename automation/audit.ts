@@ -239,25 +239,15 @@ export class S3AuditStore implements AuditStore {
 
   async appendLine(seq: number, line: string): Promise<void> {
     const key = `${this.prefix}${String(seq).padStart(10, "0")}.json`;
-    // s3rver (the local cloud's S3) ignores If-None-Match on PUT, so existence is also checked first; on AWS the
-    // conditional write alone closes the window between this check and the write.
-    if (await this.exists(key)) throw this.conflict(seq);
+    // The create itself is the check (the local cloud's S3 enforces it too): no window between a look and the write.
     try {
       await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: line, ContentType: "application/json", IfNoneMatch: "*" }));
     } catch (err) {
-      // 412: the key exists; 409: a concurrent conditional write to the same key is in flight.
+      // 412 PreconditionFailed: another writer wrote this seq; 409 ConditionalRequestConflict: another writer's create of
+      // it is in flight. Neither is retried blindly: the record would no longer follow the line it hashed.
+      // https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       if (status === 412 || status === 409) throw this.conflict(seq);
-      throw err;
-    }
-  }
-
-  private async exists(key: string): Promise<boolean> {
-    try {
-      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return true;
-    } catch (err) {
-      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
       throw err;
     }
   }
