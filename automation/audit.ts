@@ -2,7 +2,7 @@
 // carrying the SHA-256 of the exact bytes of the line before it. Editing, removing or reordering a line breaks the
 // chain at that line, which `verifyAuditLines` names. Stored with the stack: a file in the local state folder, or one
 // S3 object per record on AWS (a versioned bucket; nothing is ever overwritten in place).
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { mkdir, open, readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { z } from "zod";

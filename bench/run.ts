@@ -101,7 +101,7 @@ async function rollouts(bench: BenchCloud): Promise<Figure[]> {
 async function restores(bench: BenchCloud): Promise<Figure> {
   const values: number[] = [];
   for (let i = 0; i < RESTORES; i++) {
-    const candidate = otherSlot((await bench.cloud.stack(STACK).getAllConfig())["picasso-widget:stable"].value as Slot);
+    const candidate = otherSlot((await (await bench.cloud.stack(STACK)).getAllConfig())["picasso-widget:stable"].value as Slot);
     const reporter = new RecordingReporter((e) => {
       if (e.kind === "step" && e.step.index === 0) bench.cloud.setFault(STACK, candidate, { errorRate: 1, latencyMs: 0 });
     });
@@ -247,7 +247,7 @@ async function uploads(bench: BenchCloud): Promise<Figure[]> {
   const dir = mkdtempSync(path.join(tmpdir(), "bluegreen-bench-upload-"));
   try {
     generateRelease(dir);
-    const bucket = ((await bench.cloud.stack(STACK).outputs()).bucketNames.value as Record<string, string>).green;
+    const bucket = ((await (await bench.cloud.stack(STACK)).outputs()).bucketNames.value as Record<string, string>).green;
     const cold: number[] = [];
     const warm: number[] = [];
     for (let i = 0; i < UPLOAD_RUNS; i++) {

@@ -81,7 +81,7 @@ async function runCycle(bench: BenchCloud, cycle: number, rand: () => number): P
 async function runFault(bench: BenchCloud, cycle: number, rand: () => number, fault: (typeof FAULTS)[number]): Promise<CycleOutcome> {
   const release = `soak-${cycle}`;
   const artifact = bench.release(release);
-  const stable = (await bench.cloud.stack(STACK).getAllConfig())["picasso-widget:stable"].value as Slot;
+  const stable = (await (await bench.cloud.stack(STACK)).getAllConfig())["picasso-widget:stable"].value as Slot;
   const candidate = otherSlot(stable);
   const step = Math.floor(rand() * STEPS.length);
   const inProcess = async (onStep: (index: number) => void, describe: string): Promise<CycleOutcome> => {
@@ -158,7 +158,7 @@ function same(a: ConfigMap, b: ConfigMap): boolean {
 
 async function checkInvariants(bench: BenchCloud, pre: ConfigMap, release: string): Promise<{ invariant: string; detail: string }[]> {
   const problems: { invariant: string; detail: string }[] = [];
-  const stack = bench.cloud.stack(STACK);
+  const stack = await bench.cloud.stack(STACK);
   const map = await stack.getAllConfig();
   let config;
   try {
@@ -263,7 +263,7 @@ async function main(): Promise<void> {
     await deploy({ stack: STACK, artifact: bench.release(boot), release: boot, bakeMs: 0, json: false, dryRun: false }, new RecordingReporter());
     await bench.tuneRollout({ bakeSeconds: 0, probesPerStep: 20, minSamples: 5 });
     for (let cycle = 1; cycle <= argv.cycles; cycle++) {
-      const pre = await bench.cloud.stack(STACK).getAllConfig();
+      const pre = await (await bench.cloud.stack(STACK)).getAllConfig();
       const t = Date.now();
       const { kind, fault, outcome } = await runCycle(bench, cycle, rand);
       bench.cloud.clearFaults(STACK);

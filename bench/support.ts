@@ -46,7 +46,7 @@ export async function startBenchCloud(prefix: string): Promise<BenchCloud> {
       return dir;
     },
     async tuneRollout(values) {
-      const stack = cloud.stack(STACK);
+      const stack = await cloud.stack(STACK);
       const key = "picasso-widget:rollout";
       const current = (await stack.getAllConfig())[key];
       const next: ConfigMap = { [key]: { value: JSON.stringify({ ...(current ? JSON.parse(current.value) : {}), ...values }), secret: false } };

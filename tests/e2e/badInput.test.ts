@@ -3,7 +3,7 @@
 // and every bucket lists the same objects (same ETag, size and time) before and after.
 import { ListBucketsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { expect } from "chai";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { stackDir } from "../../automation/local/state";
 import { RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
@@ -15,7 +15,7 @@ const ONCE = "local-once";
 
 interface BadInput {
   what: string;
-  args: (dirs: { missing: string; noIndex: string }) => string[];
+  args: (dirs: { missing: string; noIndex: string; brokenRef: string }) => string[];
   /** Fragments the line must hold: the flag or field, the value, and what is allowed. */
   says: string[];
   /** Takes the stack's lock before refusing, so it runs in sequence with the others that do. */
@@ -26,7 +26,12 @@ const deploy = (...args: string[]) => ["deploy", "--stack", "local", ...args];
 const NEXT = ["--artifact", R2, "--release", "3.0.0"];
 
 const BAD_INPUTS: BadInput[] = [
-  { what: "an unknown stack", args: () => ["deploy", "--stack", "nope", ...NEXT], says: ['--stack = "nope"', "expected one of", "dev", "production", "local-<name>"] },
+  { what: "an unknown stack (the stand-in is the Pulumi CLI on PATH)", args: () => ["deploy", "--stack", "nope", ...NEXT], says: ['--stack = "nope"', "no such stack", "pulumi stack init nope"] },
+  {
+    what: "a release whose page loads a script the release does not contain",
+    args: (d) => deploy("--artifact", d.brokenRef, "--release", "3.0.0"),
+    says: ["index.html:10", 'references "assets/widget.2af1d9e169.js"', "which the artifact does not contain"],
+  },
   { what: "a missing artifact folder", args: (d) => deploy("--artifact", d.missing, "--release", "3.0.0"), says: ["--artifact = ", "does-not-exist", "expected an existing folder"] },
   { what: "an artifact folder without index.html", args: (d) => deploy("--artifact", d.noIndex, "--release", "3.0.0"), says: ["--artifact = ", "no-index", "expected a folder with index.html"] },
   { what: "steps not increasing", args: () => deploy(...NEXT, "--steps", "50,25,100"), says: ['--steps = "50,25,100"', "strictly increasing"] },
@@ -57,8 +62,10 @@ const BAD_INPUTS: BadInput[] = [
 async function snapshot(e2e: E2E): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   for (const stack of ["local", ONCE]) {
-    // StackFiles (automation/local/state.ts) keeps a stack's config and update history in these two files.
-    for (const name of ["config.json", "history.json"]) files[`${stack}/${name}`] = readFileSync(path.join(stackDir(e2e.stateDir, stack), name), "utf8");
+    // The backend keeps a stack's update history (automation/local/state.ts); its config is the stack file in the
+    // local cloud's working folder, as `pulumi config` keeps it.
+    files[`${stack}/history.json`] = readFileSync(path.join(stackDir(e2e.stateDir, stack), "history.json"), "utf8");
+    files[`${stack}/Pulumi.${stack}.yaml`] = readFileSync(path.join(e2e.cloud.workDir, "stacks", `Pulumi.${stack}.yaml`), "utf8");
   }
   const { Buckets = [] } = await e2e.cloud.s3.send(new ListBucketsCommand({}));
   for (const { Name } of Buckets) {
@@ -92,8 +99,10 @@ describe("bluegreen: bad input exits 2 with one line and changes nothing", funct
     await ok(deploy("--artifact", R2, "--release", "2.0.0"));
 
     const work = path.join(e2e.stateDir, "inputs");
-    const dirs = { missing: path.join(work, "does-not-exist"), noIndex: path.join(work, "no-index") };
+    const dirs = { missing: path.join(work, "does-not-exist"), noIndex: path.join(work, "no-index"), brokenRef: path.join(work, "broken-reference") };
     mkdirSync(dirs.noIndex, { recursive: true });
+    cpSync(R2, dirs.brokenRef, { recursive: true });
+    rmSync(path.join(dirs.brokenRef, "assets", "widget.2af1d9e169.js"));
     writeFileSync(path.join(dirs.noIndex, "app.js"), "console.log('no entry point');\n");
     initial = await snapshot(e2e);
 

@@ -17,6 +17,7 @@ import { promote } from "../../automation/promote";
 import { HttpProber, probeMany, type ProbeResponse } from "../../automation/prober";
 import { buildManifest, readManifest, type Manifest } from "../../automation/releases";
 import type { DeployReport } from "../../automation/rollout";
+import { readHistory } from "../../automation/history";
 import { openTarget } from "../../automation/targets";
 import { parseJson, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
 
@@ -56,14 +57,14 @@ describe("bluegreen promote on the local cloud (dev → staging → production)"
   }
 
   async function manifestOn(stack: string, release: string): Promise<Manifest> {
-    const outputs = await e2e.cloud.stack(stack).outputs();
+    const outputs = await (await e2e.cloud.stack(stack)).outputs();
     const buckets = outputs.bucketNames.value as Record<string, string>;
     const found = (await readManifest(e2e.cloud.s3, buckets.blue, release)) ?? (await readManifest(e2e.cloud.s3, buckets.green, release));
     if (!found) throw new Error(`${stack} holds no manifest of ${release}`);
     return found;
   }
 
-  const historyLength = async (stack: string) => (await e2e.cloud.stack(stack).history()).length;
+  const historyLength = async (stack: string) => (await readHistory(await e2e.cloud.stack(stack))).length;
 
   /** `deploy` as the CLI runs it, in-process on the test's cloud (the CLI's own exit codes are covered by rollout.test.ts). */
   async function deploy(stack: string, artifact: string, release: string): Promise<DeployReport | undefined> {
@@ -98,12 +99,12 @@ describe("bluegreen promote on the local cloud (dev → staging → production)"
 
     e2e = await startE2E();
     for (const stack of [DEV, STAGING, PRODUCTION]) {
-      const current = await e2e.cloud.stack(stack).getAllConfig();
+      const current = await (await e2e.cloud.stack(stack)).getAllConfig();
       const rollout = { ...(JSON.parse(current["picasso-widget:rollout"].value) as object), steps: [50, 100], bakeSeconds: 0, probesPerStep: 100, minSamples: 20 };
       const config: ConfigMap = { "picasso-widget:rollout": { value: JSON.stringify(rollout), secret: false } };
       if (stack === PRODUCTION) config["picasso-widget:approvals"] = { value: JSON.stringify(GATE), secret: false };
-      await e2e.cloud.stack(stack).setAllConfig(config);
-      await e2e.cloud.stack(stack).up({ message: "test: fast rollouts and the production gate" });
+      await (await e2e.cloud.stack(stack)).setAllConfig(config);
+      await (await e2e.cloud.stack(stack)).up({ message: "test: fast rollouts and the production gate" });
     }
     // 1.0.0 goes dev → staging → production (each stack's first release); 2.0.0 then reaches dev's idle slot.
     await deploy(DEV, path.join(RELEASES_DIR, "1.0.0"), "1.0.0");

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { startLocalCloud, type LocalCloud } from "../../automation/local/cloud";
+import { STAND_IN_ROOT, startLocalCloud, type LocalCloud } from "../../automation/local/cloud";
 import { REPO_ROOT } from "../../automation/local/state";
 import type { ConfigMap } from "../../automation/port";
 
@@ -39,7 +39,17 @@ export async function startE2E(): Promise<E2E> {
   const stateDir = mkdtempSync(path.join(tmpdir(), "bluegreen-e2e-"));
   const cloud = await startLocalCloud({ stateDir, advertise: true });
   const work = mkdtempSync(path.join(tmpdir(), "bluegreen-releases-"));
-  const env = { ...process.env, BLUEGREEN_STATE_DIR: stateDir, NO_COLOR: "1", CI: "true", GITHUB_STEP_SUMMARY: "" };
+  // The CLI finds the local cloud's Pulumi stand-in first on PATH with the cloud as its backend: non-local stacks take
+  // the very path they take against AWS (the SDK runs `pulumi` from PATH), and a missing stack is the CLI's own answer.
+  const env = {
+    ...process.env,
+    BLUEGREEN_STATE_DIR: stateDir,
+    PATH: `${path.join(STAND_IN_ROOT, "bin")}${path.delimiter}${process.env.PATH ?? ""}`,
+    PULUMI_BACKEND_URL: cloud.pulumiEnv().PULUMI_BACKEND_URL,
+    NO_COLOR: "1",
+    CI: "true",
+    GITHUB_STEP_SUMMARY: "",
+  };
   const start = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -64,7 +74,7 @@ export async function startE2E(): Promise<E2E> {
       return dir;
     },
     async tune(values) {
-      const stack = cloud.stack("local");
+      const stack = await cloud.stack("local");
       const current = await stack.getAllConfig();
       const next: ConfigMap = {};
       for (const [key, value] of Object.entries(values)) {
@@ -75,7 +85,7 @@ export async function startE2E(): Promise<E2E> {
       await stack.setAllConfig(next);
       await stack.up({ message: "test: tune rollout settings" });
     },
-    config: () => cloud.stack("local").getAllConfig(),
+    config: () => cloud.stack("local").then((s) => s.getAllConfig()),
     async close() {
       await cloud.close();
       rmSync(stateDir, { recursive: true, force: true });

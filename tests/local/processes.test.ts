@@ -52,7 +52,7 @@ describe("local cloud: across processes", function () {
       const cloud = await startLocalCloud({ stateDir });
       expect(cloud.connected).to.equal(true);
       expect(cloud.url).to.equal(url);
-      const stack = cloud.stack("local");
+      const stack = await cloud.stack("local");
       await stack.up({ message: "through the running cloud" });
       // Nothing is uploaded: the router's 503 for a slot without a release comes from the other process's edge.
       expect(await status(url, cloud.host("local"))).to.equal(503);
@@ -81,7 +81,7 @@ describe("local cloud: across processes", function () {
     const script = `
       const { startLocalCloud } = require(${JSON.stringify(path.join(REPO_ROOT, "automation", "local", "cloud.ts"))});
       startLocalCloud({ stateDir: ${JSON.stringify(stateDir)} }).then(async (cloud) => {
-        const stack = cloud.stack("local");
+        const stack = await cloud.stack("local");
         for (let i = 1; ; i++) { await stack.up({ message: "up " + i }); process.stdout.write("up " + i + "\\n"); }
       });`;
     const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), "-e", script], { stdio: ["ignore", "pipe", "inherit"] });

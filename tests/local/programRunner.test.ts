@@ -6,7 +6,8 @@ import { servedOnKvsFailure } from "../infra/fallback";
 import { execFileSync, spawn } from "node:child_process";
 import * as path from "node:path";
 import { ProgramError, runProgram, type ProgramResult } from "../../automation/local/program";
-import { REPO_ROOT, seedConfig } from "../../automation/local/state";
+import { REPO_ROOT } from "../../automation/local/state";
+import { localStackConfig } from "./support";
 import type { ConfigMap } from "../../automation/port";
 import { decodeRoutingRecord, type RoutingRecord } from "../../infra/routing";
 
@@ -16,7 +17,7 @@ const json = (value: unknown) => ({ value: JSON.stringify(value), secret: false 
 function midRollout(stable: "blue" | "green", weight: number, revision: number): ConfigMap {
   const candidate = stable === "blue" ? "green" : "blue";
   return {
-    ...seedConfig(),
+    ...localStackConfig(),
     "picasso-widget:slots": json({ [stable]: { release: `${stable}-r${revision}` }, [candidate]: { release: `${candidate}-r${revision + 1}` } }),
     "picasso-widget:stable": { value: stable, secret: false },
     "picasso-widget:weights": json({ [stable]: 100 - weight, [candidate]: weight }),
@@ -100,8 +101,8 @@ describe("local engine: the program runner's worker", function () {
     const script = `
       const { execFileSync } = require("node:child_process");
       const { runProgram } = require(${JSON.stringify(path.join(REPO_ROOT, "automation", "local", "program.ts"))});
-      const { seedConfig } = require(${JSON.stringify(path.join(REPO_ROOT, "automation", "local", "state.ts"))});
-      runProgram({ stackName: "local", config: seedConfig() }).then((r) => {
+      const { localStackConfig } = require(${JSON.stringify(path.join(REPO_ROOT, "tests", "local", "support.ts"))});
+      runProgram({ stackName: "local", config: localStackConfig() }).then((r) => {
         const worker = execFileSync("pgrep", ["-P", String(process.pid), "-f", "programWorker"], { encoding: "utf8" }).trim();
         console.log("declared " + r.resources.length + ", worker " + worker);
       });`;

@@ -1,13 +1,15 @@
 // Shared by the local-cloud tests: a cloud in a temp folder with both sample releases uploaded, and an HTTP client
 // that talks to the edge the way a browser would (Host header, cookies), over keep-alive sockets.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Slot } from "../../infra/config";
 import { startLocalCloud, type LocalCloud } from "../../automation/local/cloud";
-import type { LocalStack } from "../../automation/local/engine";
-import { REPO_ROOT } from "../../automation/local/state";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { LOCAL_STACK_FILE, REPO_ROOT } from "../../automation/local/state";
+import type { ConfigMap } from "../../automation/port";
+import { parse as parseYaml } from "yaml";
 import { buildManifest, uploadRelease } from "../../automation/releases";
 
 export const RELEASES: Record<Slot, string> = { blue: "1.0.0", green: "2.0.0" };
@@ -16,7 +18,8 @@ export const PREVIEW_TOKEN = "local-preview-token-0123456789"; // stacks/Pulumi.
 
 export interface TestCloud {
   cloud: LocalCloud;
-  stack: LocalStack;
+  /** Stack `local` through the automation SDK and the Pulumi CLI stand-in. */
+  stack: Stack;
   /** Sets the given config keys (JSON-encoded, `revision` raised as the driver would) and runs `up`. */
   deploy(values: Record<string, unknown>, message?: string): Promise<void>;
   get(urlPath: string, opts?: { cookie?: string; headers?: Record<string, string> }): Promise<EdgeResponse>;
@@ -34,7 +37,7 @@ export interface EdgeResponse {
 export async function startTestCloud(): Promise<TestCloud> {
   const stateDir = mkdtempSync(path.join(tmpdir(), "bluegreen-local-"));
   const cloud = await startLocalCloud({ stateDir });
-  const stack = cloud.stack("local");
+  const stack = await cloud.stack("local");
   await stack.up({ message: "create the slots" });
   const buckets = (await stack.outputs()).bucketNames.value as Record<Slot, string>;
   for (const slot of ["blue", "green"] as const) {
@@ -98,3 +101,9 @@ export function weights(green: number): { stable: Slot; weights: Record<Slot, nu
 }
 
 export const BOTH_RELEASES = { slots: { blue: { release: RELEASES.blue }, green: { release: RELEASES.green } } };
+
+/** stacks/Pulumi.local.yaml as the program reads it: objects JSON-encoded (the stand-in's `config --json` does the same). */
+export function localStackConfig(): ConfigMap {
+  const doc = parseYaml(readFileSync(LOCAL_STACK_FILE, "utf8")) as { config: Record<string, unknown> };
+  return Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k, { value: typeof v === "string" ? v : JSON.stringify(v), secret: false }]));
+}
