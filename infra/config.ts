@@ -57,8 +57,16 @@ export const rolloutSchema = z.strictObject(
     maxP95Ratio: ratio.default(1.5),
     /** What an inconclusive step counts as. @default "fail" */
     inconclusive: z.enum(["fail", "pass"], { error: "'fail' or 'pass'" }).default("fail"),
+    /** Failing checks in a row (each a fresh bake at the same weight) before a step rolls back. @default 2 */
+    failureThreshold: z.number({ error: "an integer from 1 to 10" }).int({ error: "an integer from 1 to 10" }).min(1, { error: "an integer from 1 to 10" }).max(10, { error: "an integer from 1 to 10" }).default(2),
+    /** Confidence each statistical rule needs before it reports an excess (1 - its false-alarm rate per check). @default 0.99 */
+    confidence: z.number({ error: "a number from 0.5 to 0.9999" }).min(0.5, { error: "a number from 0.5 to 0.9999" }).max(0.9999, { error: "a number from 0.5 to 0.9999" }).default(0.99),
+    /** Fewest errors (or transport failures) a rule needs before it may fail a check. @default 5 */
+    minErrors: z.number({ error: "an integer from 1 to 1000" }).int({ error: "an integer from 1 to 1000" }).min(1, { error: "an integer from 1 to 1000" }).max(1000, { error: "an integer from 1 to 1000" }).default(5),
+    /** Absolute limit for probes that got no response at all (judged apart from HTTP errors, on no slot). @default 0.01 */
+    maxTransportErrorRate: fraction.default(0.01),
   },
-  { error: "an object with steps, bakeSeconds, probesPerStep, minSamples, maxErrorRate, maxErrorRatio, maxP95Ratio, inconclusive" },
+  { error: "an object with steps, bakeSeconds, probesPerStep, minSamples, maxErrorRate, maxErrorRatio, maxP95Ratio, inconclusive, failureThreshold, confidence, minErrors, maxTransportErrorRate" },
 );
 
 const smokeCheck = z.strictObject(

@@ -109,6 +109,10 @@ describe("stack config rejected by the schema", function () {
     },
     { title: "maxErrorRate 1.5", change: (r) => (r.rollout = { maxErrorRate: 1.5 }), message: /picasso-widget:rollout\.maxErrorRate = 1\.5: expected a number from 0 to 1$/ },
     { title: "a negative bakeSeconds", change: (r) => (r.rollout = { bakeSeconds: -5 }), message: /picasso-widget:rollout\.bakeSeconds = -5: expected a number of seconds from 0 to 3600$/ },
+    { title: "failureThreshold 0", change: (r) => (r.rollout = { failureThreshold: 0 }), message: /picasso-widget:rollout\.failureThreshold = 0: expected an integer from 1 to 10$/ },
+    { title: "confidence 1 (no test could ever fail)", change: (r) => (r.rollout = { confidence: 1 }), message: /picasso-widget:rollout\.confidence = 1: expected a number from 0\.5 to 0\.9999$/ },
+    { title: "minErrors 2.5", change: (r) => (r.rollout = { minErrors: 2.5 }), message: /picasso-widget:rollout\.minErrors = 2\.5: expected an integer from 1 to 1000$/ },
+    { title: "maxTransportErrorRate -0.1", change: (r) => (r.rollout = { maxTransportErrorRate: -0.1 }), message: /picasso-widget:rollout\.maxTransportErrorRate = -0\.1: expected a number from 0 to 1$/ },
     { title: "a domain without certificateArn", change: (r) => (r.domain = "widget.example.com"), message: /picasso-widget:certificateArn = \(missing\): expected set together with domain$/ },
     {
       title: "a certificate ARN outside us-east-1",
@@ -124,6 +128,11 @@ describe("stack config rejected by the schema", function () {
       message: /picasso-widget:weights\.green = 10: expected 0 while slots\.green has no release$/,
     },
   ];
+
+  it("gives the analysis keys defaults, so a stack file written before them still parses", function () {
+    const config = parseStackConfig(validRaw(), "staging", { hasPreviewToken: true });
+    expect(config.rollout).to.deep.include({ maxErrorRate: 0.02, failureThreshold: 2, confidence: 0.99, minErrors: 5, maxTransportErrorRate: 0.01 });
+  });
 
   for (const c of cases) {
     it(`rejects ${c.title}, naming the key, the value and what is allowed`, function () {
