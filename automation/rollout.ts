@@ -2,7 +2,7 @@
 // or revert to the exact pre-rollout config. All I/O is injected: stack, prober, clock, progress, journal.
 import { createHash } from "node:crypto";
 import type { Slot, StackConfig } from "../infra/config";
-import { analyseStep, type Finding, type Sample, type SlotMetrics, type Verdict } from "./analysis";
+import { analyseStep, RolloutJudge, type Finding, type Sample, type SlotMetrics, type StepAnalysis, type Verdict } from "./analysis";
 import type { LockHolder, StackState } from "./journal";
 import { redactSecrets } from "./journal";
 import { candidateWeight, lastRevision, settleConfig, stageConfig, stepConfig, type TrafficPlan } from "./plan";
@@ -127,11 +127,12 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     await awaitRouting(deps, staged.revision);
     await verifyCandidate(deps, input, plan.candidate);
 
+    const judge = new RolloutJudge(config.rollout);
     for (let i = 0; i < plan.steps.length; i++) {
       failedAt = i;
       checkAbort(deps);
       await journal("shifting", i);
-      const step = await runStep(deps, input, staged, expected, i);
+      const step = await runStep(deps, input, staged, expected, i, judge);
       steps.push(step);
       deps.progress.emit({ kind: "step", step, total: plan.steps.length });
       if (step.verdict !== "passed" && !(step.verdict === "inconclusive" && config.rollout.inconclusive === "pass")) {
@@ -194,7 +195,7 @@ async function up(deps: RolloutDeps, message: string): Promise<void> {
   await deps.stack.up({ message });
 }
 
-async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConfig, expected: Record<Slot, string>, index: number): Promise<StepReport> {
+async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConfig, expected: Record<Slot, string>, index: number, judge: RolloutJudge): Promise<StepReport> {
   const { plan, config } = input;
   const next = stepConfig(staged, plan, index);
   const weight = plan.steps[index];
@@ -221,17 +222,24 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
   base.timings.propagationMs = t3 - t2;
   deps.progress.emit({ kind: "info", message: `${plan.candidate} at ${weight}%: edge serves routing revision ${next.revision}; baking ${plan.bakeMs} ms` });
 
-  const samples = await bake(deps, input, plan.bakeMs);
+  // A failing check bakes and judges again at this weight: it rolls back only after failureThreshold in a row.
+  let analysis: StepAnalysis;
+  judge.startStep();
+  do {
+    const samples = await bake(deps, input, plan.bakeMs);
+    checkAbort(deps);
+    analysis = analyseStep({
+      samples,
+      stable: plan.stable,
+      candidate: plan.candidate,
+      expected,
+      thresholds: config.rollout,
+      aimedAt: samples.map((s) => (s as ProbeResponse & { aimedAt?: Slot }).aimedAt),
+      weight,
+      earlier: judge.earlier,
+    });
+  } while (judge.record(analysis) === "recheck");
   base.timings.bakeMs = deps.clock.now() - t3;
-  checkAbort(deps);
-  const analysis = analyseStep({
-    samples,
-    stable: plan.stable,
-    candidate: plan.candidate,
-    expected,
-    thresholds: config.rollout,
-    aimedAt: samples.map((s) => (s as ProbeResponse & { aimedAt?: Slot }).aimedAt),
-  });
   return { ...base, verdict: analysis.verdict, observedShare: analysis.observedShare, viewerSamples: analysis.viewerSamples, metrics: analysis.metrics, findings: analysis.findings };
 }
 
