@@ -56,9 +56,11 @@ export function withRevision(map: ConfigMap, revision: number): ConfigMap {
  * (pkg/cmd/pulumi/stack/stack_history.go), which must never become a value.
  */
 export function syncSecretsFromLive(earlier: ConfigMap, live: ConfigMap): ConfigMap {
+  // The preview token counts as a secret even where a stack keeps it in plain text (the local stack file does).
+  const fromLive = (k: string, v: { secret?: boolean }) => v.secret === true || k === key("previewToken");
   const out: ConfigMap = {};
-  for (const [k, v] of Object.entries(earlier)) if (!v.secret) out[k] = v;
-  for (const [k, v] of Object.entries(live)) if (v.secret) out[k] = v;
+  for (const [k, v] of Object.entries(earlier)) if (!fromLive(k, v)) out[k] = v;
+  for (const [k, v] of Object.entries(live)) if (fromLive(k, v)) out[k] = v;
   return out;
 }
 

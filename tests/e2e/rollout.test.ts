@@ -21,9 +21,22 @@ const R2 = path.join(RELEASES_DIR, "2.0.0");
 
 // The happy path, signals, the lock and rollback run the CLI as a child process; the revert cases call the same
 // deploy() in this process, which keeps one warm program worker (a child CLI pays a cold start per run).
+const REVISION = "picasso-widget:revision";
+
 describe("bluegreen deploy / rollback on the local cloud", function () {
   this.timeout(180_000);
   let e2e: E2E;
+
+  /**
+   * The config is the pre-rollout one again, under a higher routing revision: reverts and rollbacks raise it too, so
+   * the stale-stack-file guard has no exception to bypass.
+   */
+  async function expectConfigRestored(before: ConfigMap): Promise<void> {
+    const { [REVISION]: revisionNow, ...now } = await e2e.config();
+    const { [REVISION]: revisionBefore, ...then } = before;
+    expect(now).to.deep.equal(then);
+    expect(Number(revisionNow.value)).to.be.above(Number(revisionBefore.value));
+  }
 
   async function viewers(count = 200): Promise<Record<string, number>> {
     const prober = new HttpProber({ url: e2e.cloud.url, host: e2e.cloud.host("local") }, 8);
@@ -125,7 +138,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       expect(report.rollback?.metric, JSON.stringify(report.rollback)).to.equal(metric);
       expect(report.rollback?.step).to.equal(step);
       expect(report.rollback?.weight).to.equal([10, 25, 50, 75, 100][step]);
-      expect(await e2e.config()).to.deep.equal(before);
+      await expectConfigRestored(before);
       expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
     }
 
@@ -169,7 +182,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       expect(status.rollout.state).to.equal("interrupted");
       const rb = await e2e.cli(["rollback", "--stack", "local", "--json"]);
       expectExit(rb, 0);
-      expect(await e2e.config()).to.deep.equal(before);
+      await expectConfigRestored(before);
       expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
     });
   });
@@ -187,7 +200,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       const res = await run.done;
       expectExit(res, 1);
       expect(res.stderr).to.match(/SIGTERM: reverting before exit/);
-      expect(await e2e.config()).to.deep.equal(before);
+      await expectConfigRestored(before);
       expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
     });
 
@@ -202,7 +215,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       const rb = await e2e.cli(["rollback", "--stack", "local", "--json"]);
       expectExit(rb, 0);
       expect(parseJson<RollbackReport>(rb.stdout).restored.from).to.equal("interrupted-rollout");
-      expect(await e2e.config()).to.deep.equal(before);
+      await expectConfigRestored(before);
       expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
       const after = parseJson<StatusReport>((await e2e.cli(["status", "--stack", "local", "--json"])).stdout);
       expect(after.rollout.state).to.equal("idle");
