@@ -55,6 +55,8 @@ export interface LocalCloud {
   clearFaults(stack: string): void;
   /** The next `skip` ups of the stack succeed, then `fail` ups fail. */
   failUps(stack: string, failures: UpFailures): void;
+  /** Every `up` of the stack takes `ms` longer (0 clears it). */
+  delayUps(stack: string, ms: number): void;
   close(): Promise<void>;
 }
 
@@ -196,6 +198,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     setFault: (stack, slot, fault) => faults.setSlotFault(stack, slot, fault),
     clearFaults: (stack) => faults.clear(stack),
     failUps: (stack, failures) => faults.setUpFailures(stack, failures),
+    delayUps: (stack, ms) => faults.setUpDelay(stack, ms),
     async close() {
       s3.destroy();
       await shutdown();

@@ -77,6 +77,8 @@ export class LocalStack {
     let error: string | undefined;
     try {
       if (this.opts.faults.takeUpFailure(this.name)) throw new Error(`stack ${this.name}: injected up failure (local cloud fault)`);
+      const delay = this.opts.faults.upDelayMs(this.name);
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       const previous = this.files.readApplied();
       const program = await runProgram({ stackName: this.name, config: req.config });
       applied = appliedState(program, version);

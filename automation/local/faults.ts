@@ -22,6 +22,8 @@ export interface UpFailures {
 interface StackFaults {
   slots?: Partial<Record<Slot, SlotFault>>;
   upFailures?: UpFailures;
+  /** Milliseconds every `up` takes before it applies anything (a slow update, for tests of updates in progress). */
+  upDelayMs?: number;
 }
 
 interface FaultsFile {
@@ -67,6 +69,14 @@ export class FaultStore {
   /** Makes `skip` ups from now succeed, then the `fail` ups after them fail (e.g. skip 2, fail 1: the third up fails). */
   setUpFailures(stack: string, failures: UpFailures): void {
     this.update(stack, (s) => ({ ...s, upFailures: failures }));
+  }
+
+  setUpDelay(stack: string, ms: number): void {
+    this.update(stack, (s) => ({ ...s, upDelayMs: ms > 0 ? ms : undefined }));
+  }
+
+  upDelayMs(stack: string): number {
+    return this.read().stacks[stack]?.upDelayMs ?? 0;
   }
 
   /** Called by the engine once per up: counts it and says whether it must fail. */

@@ -150,6 +150,15 @@ async function dispatch(req: CliRequest, ctx: CliContext): Promise<CliResult> {
         if (flags.get("json") !== true) throw new CliError("the local cloud's pulumi stand-in lists config as --json only");
         return json(toJsonConfig(folder.readConfig(name), flags.get("show-secrets") === true));
       }
+      if (sub === "set") {
+        // pkg/cmd/pulumi/config/config_set.go: `config set <key> [value]` (the SDK passes `--plaintext|--secret -- <value>`).
+        if (rest.length !== 2) throw new CliError(`accepts between 1 and 2 arg(s), received ${rest.length}; the stand-in needs the value as an argument`);
+        const config = folder.readConfig(name);
+        const [key, value] = rest;
+        config[configKey(key)] = flags.get("secret") === true ? { secure: encrypt(value), secret: true } : { value, secret: false };
+        folder.writeConfig(name, config);
+        return ok();
+      }
       if (sub === "set-all") {
         // pkg/cmd/pulumi/config/config_set_all.go: each --plaintext/--secret key=value, split at the first '='.
         const config = folder.readConfig(name);
