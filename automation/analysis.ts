@@ -210,7 +210,8 @@ export function analyseStep(input: {
     const st = e[stable];
     const rate = (x: SlotEvidence) => `${pct(x.requests === 0 ? 0 : x.errors / x.requests)} (${x.errors} of ${x.requests})`;
     if (c.errors >= thresholds.minErrors && binomialTailAtLeast(c.errors, c.requests, thresholds.maxErrorRate) < alpha) {
-      once({ metric: "error-rate", slot: candidate, message: `${candidate} error rate ${rate(c)}${label} is above the limit ${pct(thresholds.maxErrorRate)} at ${pct(thresholds.confidence)} confidence` });
+      const r = c.requests === 0 ? 0 : c.errors / c.requests;
+      once({ metric: "error-rate", slot: candidate, message: `${candidate} error rate ${pct(r)} is above the limit ${pct(thresholds.maxErrorRate)} (${c.errors} of ${c.requests}${label}, at ${pct(thresholds.confidence)} confidence)` });
     }
     if (!compared || st.requests === 0) continue;
     if (c.errors >= thresholds.minErrors) {
