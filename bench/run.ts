@@ -58,6 +58,7 @@ const ROUTER_GROUP = 100;
 const UPLOAD_FILES = 1000;
 const UPLOAD_RUNS = 3;
 const STEPS = [10, 25, 50, 75, 100];
+const CLI_CALLS = 30;
 
 let releaseSeq = 0;
 const nextRelease = () => `b${process.pid}-${++releaseSeq}`;
@@ -284,6 +285,22 @@ function table(figures: Figure[]): string {
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
+/**
+ * One Pulumi CLI stand-in invocation as the SDK makes it (a process start, one loopback request to the engine, the
+ * answer parsed): `stack history --page-size 1`, which the SDK issues after every `up` (Stack.info()). A rollout step
+ * makes five such calls: config set-all, up, two stack outputs, history.
+ */
+async function cliCalls(bench: BenchCloud): Promise<Figure> {
+  const stack = await bench.cloud.stack(STACK);
+  const ms: number[] = [];
+  for (let i = 0; i < CLI_CALLS; i++) {
+    const t0 = performance.now();
+    await stack.history(1, 1);
+    ms.push(performance.now() - t0);
+  }
+  return figure("cli_call_ms", ms, "ms", 150, { note: "median of one `pulumi stack history --page-size 1` through the SDK and the stand-in" });
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const figures: Figure[] = [];
@@ -294,6 +311,7 @@ async function main(): Promise<void> {
   try {
     const boot = nextRelease();
     await deploy({ stack: STACK, artifact: bench.release(boot), release: boot, bakeMs: 0, json: false, dryRun: false }, new RecordingReporter());
+    figures.push(await cliCalls(bench));
     figures.push(...(await rollouts(bench)));
     figures.push(await restores(bench));
     figures.push(await split(bench));

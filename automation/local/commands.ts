@@ -10,7 +10,7 @@ import { driverStateDir } from "../journal";
 import { Reporter } from "../output";
 import { runningCloud, startLocalCloud } from "./cloud";
 import { FaultStore, MAX_LATENCY_MS, slotFaultProblem } from "./faults";
-import { localStateDir, REPO_ROOT, localStackProblem, stackDir } from "./state";
+import { localStateDir, REPO_ROOT, stackNameProblem, stackDir } from "./state";
 
 const localUp: CommandModule<object, { port: number }> = {
   command: "up",
@@ -48,7 +48,7 @@ const localFault: CommandModule<object, FaultArgs> = {
       .option("latency-ms", { type: "number", default: 0, describe: `delay added to each of the slot's requests (0..${MAX_LATENCY_MS})` })
       .option("clear", { type: "boolean", default: false, describe: "remove the stack's faults" }) as unknown as Argv<FaultArgs>,
   handler: async (args) => {
-    const stackProblem = localStackProblem(args.stack);
+    const stackProblem = stackNameProblem(args.stack);
     if (stackProblem !== undefined) throw new UsageError(`--stack = ${JSON.stringify(args.stack)}: expected ${stackProblem}`);
     if (!args.clear) {
       if (args.slot === undefined) throw new UsageError("--slot = (missing): expected blue or green (or --clear)");

@@ -39,7 +39,7 @@ import {
 } from "./cloudfrontRuntime";
 import { LOCAL_HOST_SUFFIX } from "./engine";
 import { slotFaultProblem, type FaultStore } from "./faults";
-import { StackFiles, localStackProblem, type AppliedState } from "./state";
+import { StackFiles, stackNameProblem, type AppliedState } from "./state";
 
 export interface EdgeOptions {
   stateDir: string;
@@ -121,8 +121,8 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     if (url.pathname.startsWith(ADMIN_PREFIX)) return admin(req, res, url);
     const host = (req.headers.host ?? "").replace(/:\d+$/, "").toLowerCase();
     const stack = host.endsWith(LOCAL_HOST_SUFFIX) ? host.slice(0, -LOCAL_HOST_SUFFIX.length) : "";
-    if (localStackProblem(stack) !== undefined) {
-      return sendText(res, 421, `local edge: Host ${JSON.stringify(host)} is not served here; use <stack>${LOCAL_HOST_SUFFIX} (stack: ${localStackProblem(stack)})\n`);
+    if (stackNameProblem(stack) !== undefined) {
+      return sendText(res, 421, `local edge: Host ${JSON.stringify(host)} is not served here; use <stack>${LOCAL_HOST_SUFFIX} (stack: ${stackNameProblem(stack)})\n`);
     }
     const s = site(stack);
     const applied = s.applied;
@@ -214,7 +214,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         return sendJson(res, 400, { error: "body: expected JSON { stack, slot, errorRate, latencyMs } or { stack, clear: true }" });
       }
       const stack = String(input.stack ?? "local");
-      if (localStackProblem(stack) !== undefined) return sendJson(res, 400, { error: `stack = ${JSON.stringify(stack)}: expected ${localStackProblem(stack)}` });
+      if (stackNameProblem(stack) !== undefined) return sendJson(res, 400, { error: `stack = ${JSON.stringify(stack)}: expected ${stackNameProblem(stack)}` });
       if (input.clear === true) {
         opts.faults.clear(stack);
         return sendJson(res, 200, { stack, cleared: true });

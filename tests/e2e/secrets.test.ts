@@ -94,12 +94,14 @@ describe("bluegreen: the preview token never appears in output, reports or the d
     for (const [key, text] of driverFiles) expect(text, key).not.to.contain(PREVIEW_TOKEN);
   });
 
-  it("keeps it out of every file in the state folder except the engine's own config and history", () => {
-    // The engine stands in for Pulumi's backend, which holds the local stack's config (its secrets in plain text
-    // here: the local stack file has no secrets provider). Those files must hold the token: proof the search works.
-    const engineFiles = new Set(["config.json", "history.json", "pending.json"].map((f) => path.join(stackDir(e2e.stateDir, "local"), f)));
+  it("keeps it out of every file in the state folder except the stack file and the backend's history", () => {
+    // The local stack file keeps the token in plain text (it has no secrets provider: it guards loopback only), and
+    // the stand-in's backend records each update's config as Pulumi's does. Those files must hold the token: proof
+    // the search works.
+    const stackFile = path.join(e2e.cloud.workDir, "stacks", "Pulumi.local.yaml");
+    const engineFiles = new Set([stackFile, ...["history.json", "pending.json"].map((f) => path.join(stackDir(e2e.stateDir, "local"), f))]);
     const all = filesUnder(e2e.stateDir);
-    expect(readFileSync(path.join(stackDir(e2e.stateDir, "local"), "config.json"), "utf8")).to.contain(PREVIEW_TOKEN);
+    expect(readFileSync(stackFile, "utf8")).to.contain(PREVIEW_TOKEN);
     const searched = all.filter((f) => !engineFiles.has(f));
     expect(searched.length).to.be.greaterThan(10);
     expect(searched.some((f) => f.endsWith("audit.jsonl"))).to.equal(true);

@@ -1,6 +1,8 @@
 // Shared by the driver's end-to-end tests: a local cloud in a temp folder, advertised so that the CLI run as a child
 // process (BLUEGREEN_STATE_DIR) and in-process calls both reach the very same S3, edge and engine.
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -23,10 +25,10 @@ export interface E2E {
   stateDir: string;
   cloud: LocalCloud;
   env: NodeJS.ProcessEnv;
-  /** Runs `bluegreen ...args` as a child process to completion (`extraEnv` added to its environment). */
-  cli(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<CliResult>;
+  /** Runs `bluegreen ...args` as a child process to completion (`extraEnv` added to its environment; `cwd` the repository). */
+  cli(args: string[], extraEnv?: NodeJS.ProcessEnv, cwd?: string): Promise<CliResult>;
   /** Starts `bluegreen ...args`; `done` settles when it exits. */
-  start(args: string[], extraEnv?: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<CliResult>; stderrSoFar(): string };
+  start(args: string[], extraEnv?: NodeJS.ProcessEnv, cwd?: string): { child: ChildProcess; done: Promise<CliResult>; stderrSoFar(): string };
   /** A release folder: the 2.0.0 sample with its version and text changed to `release` (distinct bytes). */
   release(id: string): string;
   /** Sets rollout/verification keys on the local stack and applies them (deploy syncs config from the last update). */
@@ -50,8 +52,8 @@ export async function startE2E(): Promise<E2E> {
     CI: "true",
     GITHUB_STEP_SUMMARY: "",
   };
-  const start = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+  const start = (args: string[], extraEnv: NodeJS.ProcessEnv = {}, cwd = REPO_ROOT) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -63,7 +65,7 @@ export async function startE2E(): Promise<E2E> {
     stateDir,
     cloud,
     env,
-    cli: (args, extraEnv) => start(args, extraEnv).done,
+    cli: (args, extraEnv, cwd) => start(args, extraEnv, cwd).done,
     start,
     release(id) {
       const dir = path.join(work, id);
@@ -100,4 +102,32 @@ export function parseJson<T>(text: string): T {
   } catch {
     throw new Error(`stdout is not one JSON document:\n${text.slice(0, 2000)}`);
   }
+}
+
+/**
+ * An S3 endpoint that lets one stack's credentials reach only that stack's buckets, as an IAM role scoped to one
+ * environment does: every other bucket answers 403 AccessDenied (S3's XML error), everything else passes through to
+ * the local S3 unchanged (signature included).
+ * https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html
+ */
+export async function startAccessGateway(s3Endpoint: string, stack: string): Promise<{ url: string; denied: string[]; close(): Promise<void> }> {
+  const upstream = new URL(s3Endpoint);
+  const denied: string[] = [];
+  const allowed = new RegExp(`^/picasso-widget-${stack}-`);
+  const server = createServer((req, res) => {
+    if (!allowed.test(req.url ?? "")) {
+      denied.push(`${req.method} ${req.url}`);
+      req.resume();
+      res.writeHead(403, { "content-type": "application/xml" }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`);
+      return;
+    }
+    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    forward.on("error", () => res.destroy());
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, denied, close: () => new Promise((r) => server.close(() => r())) };
 }
