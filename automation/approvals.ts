@@ -3,7 +3,7 @@
 // GitHub deployment environments, read with the job's token. Only the local stack takes them from the command line.
 import type { StackConfig } from "../infra/config";
 import { UsageError } from "./errors";
-import { localStackProblem } from "./local/state";
+import { isLocalStack } from "./targets";
 
 export type ApprovalGate = StackConfig["approvals"];
 
@@ -75,7 +75,7 @@ function enforceApprovalGate(stack: string, gate: ApprovalGate, approvals: reado
  */
 export function commandLineApprovals(stack: string, gate: ApprovalGate, values: readonly string[]): Approval[] {
   if (values.length === 0) return [];
-  if (localStackProblem(stack) !== undefined) {
+  if (!isLocalStack(stack)) {
     throw new UsageError(
       `--approve: refused for stack ${stack}: command-line approvals are accepted on local stacks only; approvals for ${stack} come from the reviewers of its GitHub environments`,
     );

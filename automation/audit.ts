@@ -8,7 +8,6 @@ import * as path from "node:path";
 import { z } from "zod";
 import { sha256Hex } from "../infra/routing";
 import { OperatorNeededError } from "./errors";
-import { localStateDir, stackDir } from "./local/state";
 
 const AUDIT_ACTIONS = ["deploy", "promote", "approval", "rollback", "revert"] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -262,11 +261,6 @@ function auditPrefix(stack: string): string {
   return `audit/${stack}/`;
 }
 
-
-/** The audit log of a local stack, in its state folder. */
-export function localAuditLog(stack: string, opts: { secrets?: readonly (string | undefined)[]; stateDir?: string } = {}): AuditLog {
-  return new AuditLog(new FileAuditStore(path.join(stackDir(opts.stateDir ?? localStateDir(), stack), "audit.jsonl")), opts);
-}
 
 /** One line for `history`: seq, time, action, stack, release, actor, result, routing, reasons. */
 export function formatAuditRecord(r: AuditRecord): string {

@@ -1,9 +1,9 @@
 // `bluegreen audit verify --stack S`: checks a stack's audit trail end to end and names the first bad line.
 import { S3Client } from "@aws-sdk/client-s3";
 import type { Argv, CommandModule } from "yargs";
-import { AuditLog, localAuditLog, S3AuditStore } from "./audit";
+import { AuditLog, S3AuditStore } from "./audit";
 import { OperatorNeededError, UsageError } from "./errors";
-import { localStackProblem } from "./local/state";
+import { isLocalStack, localAuditLog } from "./targets";
 
 interface VerifyArgs {
   stack: string;
@@ -11,7 +11,7 @@ interface VerifyArgs {
 }
 
 function auditLogOf(args: VerifyArgs): AuditLog {
-  if (localStackProblem(args.stack) === undefined) return localAuditLog(args.stack);
+  if (isLocalStack(args.stack)) return localAuditLog(args.stack);
   if (!args.bucket) {
     throw new UsageError(`--bucket = (missing): expected the audit bucket of stack ${args.stack} (an AWS stack keeps its audit log in S3)`);
   }

@@ -1,7 +1,6 @@
 // `bluegreen deploy`: validate everything first (bad input changes nothing), take the stack's lock, sync the config
 // with the last deployment, upload the release to the idle slot, then hand over to the rollout state machine.
 import { releaseIdProblem, rolloutSchema, type Slot, type StackConfig } from "../infra/config";
-import type { LocalCloud } from "./local/cloud";
 import { OperatorNeededError, RolledBackError, StackLockedError, UsageError } from "./errors";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import { notify } from "./notify";
@@ -12,7 +11,7 @@ import { buildManifest, pruneReleases, readManifest, readRelease, sameBytes, upl
 import { runRollout, systemClock, type DeployReport } from "./rollout";
 import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from "./history";
 import { parseConfigMap, readLiveConfig, restoreConfig, syncSecretsFromLive } from "./stackConfig";
-import { actor, awaitNewDistribution, edgeOf, openTarget, type Target } from "./targets";
+import { actor, awaitNewDistribution, edgeOf, openTarget, type LocalCloud, type Target } from "./targets";
 
 export interface DeployOptions {
   stack: string;

@@ -8,13 +8,12 @@ import { shipRelease } from "./deploy";
 import { UsageError } from "./errors";
 import { readHistory } from "./history";
 import { driverStateDir, StackState } from "./journal";
-import type { LocalCloud } from "./local/cloud";
 import type { Reporter } from "./output";
 import { HttpProber } from "./prober";
 import { manifestKey, readManifest, readRelease, type Manifest } from "./releases";
 import { systemClock, verifyAllOn, type DeployReport } from "./rollout";
 import { parseConfigMap } from "./stackConfig";
-import { actor, edgeOf, openTarget, type Target } from "./targets";
+import { actor, edgeOf, openTarget, type LocalCloud, type Target } from "./targets";
 
 export interface PromoteOptions {
   from: string;

@@ -9,10 +9,10 @@ import { LocalWorkspace, PulumiCommand, Stack, StackNotFoundError } from "@pulum
 import { existsSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AuditLog, FileAuditStore, localAuditLog, S3AuditStore } from "./audit";
+import { AuditLog, FileAuditStore, S3AuditStore } from "./audit";
 import { OperatorNeededError, UsageError } from "./errors";
 import { startLocalCloud, type LocalCloud } from "./local/cloud";
-import { localStackProblem, localStateDir, REPO_ROOT } from "./local/state";
+import { localStackProblem, localStateDir, REPO_ROOT, stackDir } from "./local/state";
 import type { ConfigMap, DeploymentStack, OutputMap } from "./port";
 import type { EdgeTarget } from "./prober";
 
@@ -28,8 +28,16 @@ export interface Target {
   close(): Promise<void>;
 }
 
-function isLocalStack(name: string): boolean {
+export type { LocalCloud };
+
+/** Stacks that run on the local cloud (the default target): `local` and `local-<name>`. */
+export function isLocalStack(name: string): boolean {
   return name === "local" || name.startsWith("local-");
+}
+
+/** The audit log of a local stack, in the local cloud's state folder next to the stack's backend files. */
+export function localAuditLog(stack: string, opts: { secrets?: readonly (string | undefined)[]; stateDir?: string } = {}): AuditLog {
+  return new AuditLog(new FileAuditStore(path.join(stackDir(opts.stateDir ?? localStateDir(), stack), "audit.jsonl")), opts);
 }
 
 /** Who is acting, for the audit trail: the GitHub actor in Actions, else the OS user. */

@@ -248,7 +248,8 @@ function history(stack: LocalStack, flags: Parsed["flags"]): object[] {
   const page = intFlag(flags, "page", 1);
   const showSecrets = flags.get("show-secrets") === true;
   const newestFirst = stack.files.readHistory().reverse();
-  // The service treats page-size 0 as "all" (the SDK omits the flags when pageSize is 0).
+  // --page-size 0 lists every update here (the SDK never passes it: it omits both flags when pageSize is 0); the tests
+  // use it to read a whole history in one call.
   const slice = pageSize <= 0 ? newestFirst : newestFirst.slice((Math.max(page, 1) - 1) * pageSize, Math.max(page, 1) * pageSize);
   return slice.map((u: StoredSummary) => ({
     version: u.version,

@@ -7,7 +7,6 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import type { AuditRecord } from "../../automation/audit";
-import { localAuditLog } from "../../automation/audit";
 import { COMMAND_LINE_SOURCE } from "../../automation/approvals";
 import { shipRelease } from "../../automation/deploy";
 import { RolledBackError } from "../../automation/errors";
@@ -18,7 +17,7 @@ import { HttpProber, probeMany, type ProbeResponse } from "../../automation/prob
 import { buildManifest, readManifest, type Manifest } from "../../automation/releases";
 import type { DeployReport } from "../../automation/rollout";
 import { readHistory } from "../../automation/history";
-import { openTarget } from "../../automation/targets";
+import { localAuditLog, openTarget } from "../../automation/targets";
 import { parseJson, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
 
 const DEV = "local-dev";
