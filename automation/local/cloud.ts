@@ -71,6 +71,9 @@ export function cloudFile(stateDir: string): string {
   return path.join(stateDir, "cloud.json");
 }
 
+/** Present in every folder the local cloud has used as its state: `local reset` removes no folder without it. */
+export const LOCAL_CLOUD_MARKER = ".bluegreen-local-cloud";
+
 function engineFile(stateDir: string): string {
   return path.join(stateDir, "engine.json");
 }
@@ -136,6 +139,7 @@ export async function runningCloud(stateDir: string): Promise<Advertised | undef
 
 export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {
   const stateDir = path.resolve(opts.stateDir ?? localStateDir());
+  writeJsonAtomic(path.join(stateDir, LOCAL_CLOUD_MARKER), { note: "the bluegreen local cloud's state; `bluegreen local reset` removes this folder" });
   const faults = new FaultStore(stateDir);
   const running = await runningCloud(stateDir);
   if (running !== undefined && opts.advertise) throw new Error(`the local cloud already runs on ${running.edgeUrl} (pid ${running.pid})`);
