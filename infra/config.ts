@@ -78,14 +78,33 @@ const smokeCheck = z.strictObject(
   { error: "an object { path, status?, contains? }" },
 );
 
+/** The real-browser gate (automation/browserGate.ts): a headless Chromium loads the candidate, embedded on another
+ * origin, before any viewer traffic, and the stable slot in the same run. */
+export const browserGateSchema = z.strictObject(
+  {
+    /** @default true */
+    enabled: z.boolean({ error: "true or false" }).default(true),
+    /** What the widget renders once its script ran (the example widget adds this class). @default ".picasso-widget" */
+    selector: z.string({ error: "a CSS selector" }).min(1, { error: "a CSS selector" }).max(200, { error: "a CSS selector of at most 200 characters" }).default(".picasso-widget"),
+    /** Loads per slot; medians are judged. @default 3 */
+    loads: z.number({ error: "an integer from 1 to 20" }).int({ error: "an integer from 1 to 20" }).min(1, { error: "an integer from 1 to 20" }).max(20, { error: "an integer from 1 to 20" }).default(3),
+    /** Each wait (navigation, render) gives up after this. @default 15000 */
+    timeoutMs: z.number({ error: "an integer from 1000 to 120000" }).int({ error: "an integer from 1000 to 120000" }).min(1000, { error: "an integer from 1000 to 120000" }).max(120_000, { error: "an integer from 1000 to 120000" }).default(15_000),
+    /** A candidate median this much worse than the stable slot's fails (0.5: 50 percent worse). @default 0.5 */
+    maxRegression: z.number({ error: "a number from 0 to 10" }).min(0, { error: "a number from 0 to 10" }).max(10, { error: "a number from 0 to 10" }).default(0.5),
+  },
+  { error: "an object with enabled, selector, loads, timeoutMs, maxRegression" },
+);
+
 const verificationSchema = z.strictObject(
   {
     healthPath: urlPath.default("/version.json"),
     smoke: z.array(smokeCheck, { error: "a list of { path, status?, contains? }" }).default([{ path: "/", status: 200 }]),
     /** Check HSTS/nosniff/frame-options/referrer-policy on every probe. @default true */
     securityHeaders: z.boolean({ error: "true or false" }).default(true),
+    browserGate: browserGateSchema.default(browserGateSchema.parse({})),
   },
-  { error: "an object with healthPath, smoke, securityHeaders" },
+  { error: "an object with healthPath, smoke, securityHeaders, browserGate" },
 );
 
 const githubLogin = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, { error: "GitHub logins" });
