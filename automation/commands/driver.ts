@@ -2,6 +2,7 @@
 import type { Argv, CommandModule } from "yargs";
 import type { Slot } from "../../infra/config";
 import { deploy, parseDuration, parseSteps } from "../deploy";
+import { UsageError } from "../errors";
 import { history, status, verify } from "../inspect";
 import { Reporter } from "../output";
 import { promote } from "../promote";
@@ -36,14 +37,29 @@ const deployCommand: CommandModule<object, Common & { artifact: string; release:
   },
 };
 
-const rollbackCommand: CommandModule<object, Common & { to?: number }> = {
+const rollbackCommand: CommandModule<object, Common & { to?: string }> = {
   command: "rollback",
   describe: "restore an earlier successful update's config from the stack's history (or finish an interrupted rollout)",
-  builder: (y: Argv) => y.option("stack", stackOption).option("to", { type: "number", describe: "update version to restore" }).option("json", jsonOption) as never,
+  builder: (y: Argv) =>
+    y
+      .option("stack", stackOption)
+      // A string, parsed here: yargs turns `--to abc` into NaN, which would reach the message as "--to = NaN". nargs 1
+      // keeps `--to -1` this flag's value (then rejected by name) rather than a short flag -1.
+      .option("to", { type: "string", nargs: 1, describe: "update version to restore (see bluegreen history)" })
+      .option("json", jsonOption) as never,
   handler: async (a) => {
-    await rollback({ stack: a.stack, to: a.to }, new Reporter({ json: a.json }));
+    await rollback({ stack: a.stack, to: parseUpdateVersion("--to", a.to) }, new Reporter({ json: a.json }));
   },
 };
+
+/** An update version as `pulumi stack history` numbers them: 1, 2, 3, ... */
+function parseUpdateVersion(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\s*[1-9]\d*\s*$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${flag} = ${JSON.stringify(text)}: expected a positive integer update version (bluegreen history lists them)`);
+  }
+  return Number(text);
+}
 
 const verifyCommand: CommandModule<object, Common & { slot?: Slot }> = {
   command: "verify",

@@ -1,6 +1,6 @@
 // `bluegreen local up|fault|reset` and `bluegreen demo` (what `npm start` runs). The yargs layer only parses and
 // validates; the work is in cloud.ts and, for the demo, in the driver.
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { SLOTS, type Slot } from "../../infra/config";
@@ -8,7 +8,7 @@ import { UsageError } from "../errors";
 import { deploy } from "../deploy";
 import { driverStateDir } from "../journal";
 import { Reporter } from "../output";
-import { runningCloud, startLocalCloud } from "./cloud";
+import { LOCAL_CLOUD_MARKER, runningCloud, startLocalCloud } from "./cloud";
 import { FaultStore, MAX_LATENCY_MS, slotFaultProblem } from "./faults";
 import { localStateDir, REPO_ROOT, stackNameProblem, stackDir } from "./state";
 
@@ -67,10 +67,19 @@ const localReset: CommandModule = {
   command: "reset",
   describe: "delete the local cloud's state (buckets, stacks, history, faults)",
   handler: async () => {
-    const running = await runningCloud(localStateDir());
+    const stateDir = localStateDir();
+    if (!existsSync(stateDir)) {
+      process.stdout.write(`nothing to remove: ${stateDir} does not exist\n`);
+      return;
+    }
+    // BLUEGREEN_STATE_DIR may name any folder; once it named one holding someone's notes, and reset deleted them.
+    if (!existsSync(path.join(stateDir, LOCAL_CLOUD_MARKER))) {
+      throw new UsageError(`state folder = ${stateDir}: expected a folder the local cloud made (it holds no ${LOCAL_CLOUD_MARKER}); nothing removed (a local cloud folder from before the marker: remove it by hand)`);
+    }
+    const running = await runningCloud(stateDir);
     if (running !== undefined) throw new UsageError(`local cloud = running (pid ${running.pid}): expected it stopped; stop \`bluegreen local up\` first`);
-    rmSync(localStateDir(), { recursive: true, force: true });
-    process.stdout.write(`removed ${path.relative(REPO_ROOT, localStateDir())}\n`);
+    rmSync(stateDir, { recursive: true, force: true });
+    process.stdout.write(`removed ${path.relative(REPO_ROOT, stateDir)}\n`);
   },
 };
 
