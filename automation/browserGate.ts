@@ -314,21 +314,31 @@ async function loadOnce(plan: LoadPlan): Promise<LoadObservation> {
     page.on("console", (m) => {
       if (m.type() === "error" && !RESOURCE_CONSOLE_ERROR.test(m.text())) obs.consoleErrors.push(m.text().split("\n")[0]);
     });
+    // A 5xx or a dropped connection ends the load at once (it is attempted again): no waiting for a render that the
+    // edge, not the release, prevented.
+    let markUnavailable = () => {};
+    const unavailable = new Promise<false>((resolve) => (markUnavailable = () => resolve(false)));
     page.on("response", (r) => {
-      if (r.status() >= 400 && new URL(r.url()).origin === widgetOrigin) obs.failedRequests.push({ url: new URL(r.url()).pathname, status: r.status(), reason: r.statusText() });
+      if (r.status() < 400 || new URL(r.url()).origin !== widgetOrigin) return;
+      obs.failedRequests.push({ url: new URL(r.url()).pathname, status: r.status(), reason: r.statusText() });
+      if (r.status() >= 500) markUnavailable();
     });
     page.on("requestfailed", (r) => {
-      if (new URL(r.url()).origin === widgetOrigin) obs.failedRequests.push({ url: new URL(r.url()).pathname, status: 0, reason: r.failure()?.errorText ?? "failed" });
+      if (new URL(r.url()).origin !== widgetOrigin) return;
+      obs.failedRequests.push({ url: new URL(r.url()).pathname, status: 0, reason: r.failure()?.errorText ?? "failed" });
+      markUnavailable();
     });
     const target = plan.embedding === "iframe" ? plan.hostUrl : plan.widgetUrl;
     await page.goto(target, { waitUntil: "load", timeout: plan.timeoutMs });
     const frame = plan.embedding === "iframe" ? page.frames().find((f) => f !== page.mainFrame() && f.url().startsWith(widgetOrigin)) : page.mainFrame();
     if (frame) {
-      obs.rendered = await frame
+      const rendered = frame
         .locator(plan.selector)
         .first()
         .waitFor({ state: "visible", timeout: plan.timeoutMs })
         .then(() => true, () => false);
+      obs.rendered = await Promise.race([rendered, unavailable]);
+      if (obs.failedRequests.some((r) => r.status === 0 || r.status >= 500)) return obs;
       await frame.waitForLoadState("load", { timeout: plan.timeoutMs }).catch(() => undefined);
       await page.waitForTimeout(SETTLE_MS);
       const m = await frame.evaluate<{ render: number | null; longTaskMs: number; loadMs: number; serverWaitMs: number; bytes: number }>(READ_METRICS).catch(() => undefined);
