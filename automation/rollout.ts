@@ -2,6 +2,7 @@
 // or revert to the exact pre-rollout config. All I/O is injected: stack, prober, clock, progress, journal.
 import { createHash } from "node:crypto";
 import type { Slot, StackConfig } from "../infra/config";
+import { browserGateFor, type BrowserGateResult, type BrowserGateRunner } from "./browserGate";
 import { analyseStep, RolloutJudge, type Finding, type Sample, type SlotMetrics, type StepAnalysis, type Verdict } from "./analysis";
 import type { LockHolder, StackState } from "./journal";
 import { redactSecrets } from "./journal";
@@ -58,6 +59,8 @@ export interface DeployReport {
   steps: StepReport[];
   rollback: RollbackReport | null;
   durationMs: number;
+  /** The real-browser gate's verdict, findings and screenshot paths, when it ran. */
+  browserGate?: BrowserGateResult;
 }
 
 export interface RolloutDeps {
@@ -70,6 +73,8 @@ export interface RolloutDeps {
   /** Aborted on SIGINT/SIGTERM: the rollout reverts before returning. */
   signal: AbortSignal;
   concurrency?: number;
+  /** The real-browser gate; by default a headless Chromium against the prober's edge. */
+  browserGate?: BrowserGateRunner;
 }
 
 export interface RolloutInput {
@@ -111,8 +116,10 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     steps,
     rollback,
     durationMs: deps.clock.now() - started,
+    ...(browserGate ? { browserGate } : {}),
   });
 
+  let browserGate: BrowserGateResult | undefined;
   let failedAt = -1;
   let failure: { metric: string; message: string } | undefined;
   try {
@@ -126,6 +133,11 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     await up(deps, `bluegreen deploy ${plan.release}: stage on ${plan.candidate}`);
     await awaitRouting(deps, staged.revision);
     await verifyCandidate(deps, input, plan.candidate);
+    browserGate = (await (deps.browserGate ?? browserGateFor(deps.prober))({ stack: deps.stack.name, release: plan.release, candidate: plan.candidate, stable: plan.bootstrap ? null : plan.stable, previewToken: input.previewToken, config })) ?? undefined;
+    if (browserGate) {
+      deps.progress.emit({ kind: "info", message: `browser gate on ${plan.candidate}: ${browserGate.verdict} (${browserGate.embedding}, report ${browserGate.report})` });
+      if (browserGate.verdict === "failed") throw new StepFailed({ metric: "browser", message: browserGate.findings.map((f) => f.message).join("; ") });
+    }
 
     const judge = new RolloutJudge(config.rollout);
     for (let i = 0; i < plan.steps.length; i++) {
