@@ -54,7 +54,7 @@ const BAD_INPUTS: BadInput[] = [
   { what: "rollback to an update that does not exist", args: () => ["rollback", "--stack", "local", "--to", "999"], says: ["--to = 999", "expected an update version of stack local"], locks: true },
   { what: "rollback with no earlier successful update", args: () => ["rollback", "--stack", ONCE], says: [ONCE, "no earlier successful update", "nothing to roll back to"], locks: true },
   { what: "a missing required flag", args: () => deploy("--artifact", R2), says: ["Missing required argument: release", "bluegreen deploy --help"] },
-  { what: "an unknown flag", args: () => deploy(...NEXT, "--frobnicate"), says: ["Unknown argument: frobnicate", "bluegreen deploy --help"] },
+  { what: "an unknown flag", args: () => deploy(...NEXT, "--frobnicate"), says: ["unknown option --frobnicate", "bluegreen deploy --help"] },
   { what: "an error rate above 1 for a local fault", args: () => ["local", "fault", "--slot", "green", "--error-rate", "2"], says: ["--error-rate = 2", "expected a number from 0 to 1"] },
 ];
 
