@@ -1,7 +1,7 @@
 // The real-browser gate: a headless Chromium loads a host page on another origin that embeds the widget as customers
 // do, the candidate through the preview route and the stable slot in the same run, several loads each. The verdict is
 // a pure function of what the loads observed (judgeBrowserRun); everything else here is browser and socket I/O.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, get as httpGet, type IncomingHttpHeaders, type Server } from "node:http";
 import { get as httpsGet } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -210,10 +210,37 @@ export async function findBrowser(env: NodeJS.ProcessEnv = process.env): Promise
   const system = SYSTEM_BROWSERS.find((p) => existsSync(p));
   if (system) return { executable: system, source: "system" };
   try {
-    const { default: chromium } = await import("@sparticuz/chromium");
-    return { executable: await chromium.executablePath(), source: "@sparticuz/chromium" };
+    return { executable: await unpackedChromium(), source: "@sparticuz/chromium" };
   } catch (err) {
     throw new Error(`no Chrome or Chromium found (looked at BLUEGREEN_CHROMIUM, ${SYSTEM_BROWSERS.join(", ")}, @sparticuz/chromium: ${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+const UNPACK_LOCK = path.join(tmpdir(), "bluegreen-chromium-unpack.lock");
+const UNPACK_LOCK_STALE_MS = 120_000;
+
+/**
+ * @sparticuz/chromium unpacks to /tmp/chromium and takes an existing file as done, so a second process starting
+ * while the first still writes would launch half a binary: one unpack at a time, across processes (mkdir is atomic).
+ */
+async function unpackedChromium(): Promise<string> {
+  const deadline = Date.now() + UNPACK_LOCK_STALE_MS;
+  for (;;) {
+    try {
+      mkdirSync(UNPACK_LOCK);
+      break;
+    } catch {
+      const age = Date.now() - (statSync(UNPACK_LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > UNPACK_LOCK_STALE_MS) rmSync(UNPACK_LOCK, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new Error(`another process has been unpacking @sparticuz/chromium for over ${UNPACK_LOCK_STALE_MS / 1000} s (${UNPACK_LOCK})`);
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    const { default: chromium } = await import("@sparticuz/chromium");
+    return await chromium.executablePath();
+  } finally {
+    rmSync(UNPACK_LOCK, { recursive: true, force: true });
   }
 }
 

@@ -126,6 +126,31 @@ describe("the real-browser gate on the local cloud", function () {
     expect(regressed).to.include.members(["green: render time", "green: transferred bytes", "green: long tasks"]);
   });
 
+  it("frames the widget in the host page on another origin when its responses allow it, at the stack's Host", async () => {
+    // The local cloud still sends X-Frame-Options DENY (the embedding model is issue 13 point 3): a stand-in edge
+    // that allows framing shows the iframe path, with errors thrown inside the cross-origin frame caught too.
+    const seen: string[] = [];
+    const edge = createServer((req, res) => {
+      const slot = String(req.headers["x-bluegreen-preview"] ?? "").split(":")[1];
+      seen.push(`${req.headers.host?.replace(/:\d+$/, "")} ${req.url} ${slot}`);
+      if (req.url === "/") return res.writeHead(200, { "content-type": "text/html" }).end(`<!doctype html><div data-picasso-widget>widget</div><script src="/w.js"></script>`);
+      const late = slot === "blue" ? `setTimeout(function () { throw new Error("late in the frame"); }, 50);` : "";
+      res.writeHead(200, { "content-type": "text/javascript" }).end(`document.querySelector("[data-picasso-widget]").className = "picasso-widget"; ${late}`);
+    });
+    await new Promise<void>((r) => edge.listen(0, "127.0.0.1", r));
+    const out = path.join(tmpdir(), `bluegreen-gate-frame-${process.pid}`);
+    try {
+      const r = await runBrowserGate({ edgeUrl: `http://127.0.0.1:${(edge.address() as AddressInfo).port}`, host: "local.bluegreen.localhost", previewToken: "t", candidate: "blue", stable: "green", selector: ".picasso-widget", loads: 1, timeoutMs: 3_000, outDir: out });
+      expect(r.embedding).to.equal("iframe");
+      expect(r.findings.map((f) => f.message)).to.deep.equal(["blue: uncaught error in 1 of 1 loads: late in the frame"]);
+      expect(r.medians.green?.loads).to.equal(1);
+      expect(seen).to.include.members(["local.bluegreen.localhost /w.js blue", "local.bluegreen.localhost /w.js green"]);
+    } finally {
+      edge.close();
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   describe("bad inputs end as findings, never a hang", () => {
     const out = path.join(tmpdir(), `bluegreen-gate-bad-${process.pid}`);
     after(() => rmSync(out, { recursive: true, force: true }));
