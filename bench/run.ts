@@ -21,6 +21,7 @@ import { buildManifest, uploadRelease } from "../automation/releases";
 import type { DeployReport, RollbackReport } from "../automation/rollout";
 import { median, RecordingReporter, STACK, startBenchCloud, type BenchCloud } from "./support";
 import { analysisFigures } from "./analysis";
+import { launchBrowser, runBrowserGate } from "../automation/browserGate";
 
 interface Figure {
   name: string;
@@ -301,6 +302,42 @@ async function cliCalls(bench: BenchCloud): Promise<Figure> {
   return figure("cli_call_ms", ms, "ms", 150, { note: "median of one `pulumi stack history --page-size 1` through the SDK and the stand-in" });
 }
 
+const GATE_RUNS = 3;
+
+/**
+ * chromium_cold_start_ms: finding and launching the browser to a ready CDP connection (the first run on a fresh machine
+ * includes unpacking @sparticuz/chromium to /tmp). browser_gate_ms: the whole gate as a rollout runs it, both slots,
+ * 3 loads each, in a browser of its own.
+ */
+async function browserGate(bench: BenchCloud): Promise<Figure[]> {
+  const cold: number[] = [];
+  for (let i = 0; i < GATE_RUNS; i++) {
+    const t0 = performance.now();
+    const { browser } = await launchBrowser(30_000);
+    cold.push(performance.now() - t0);
+    await browser.close();
+  }
+  const config = await (await bench.cloud.stack(STACK)).getAllConfig();
+  const stable = config["picasso-widget:stable"].value as Slot;
+  const out = mkdtempSync(path.join(tmpdir(), "bluegreen-bench-gate-"));
+  const gate: number[] = [];
+  const render: Record<Slot, number[]> = { blue: [], green: [] };
+  try {
+    for (let i = 0; i < GATE_RUNS; i++) {
+      const r = await runBrowserGate({ edgeUrl: bench.cloud.url, host: bench.cloud.host(STACK), previewToken: config["picasso-widget:previewToken"]?.value ?? "", candidate: otherSlot(stable), stable, selector: ".picasso-widget", loads: 3, timeoutMs: 15_000, outDir: out });
+      if (r.verdict !== "passed") throw new Error(`bench browser gate ${i + 1}: ${r.findings.map((f) => f.message).join("; ")}`);
+      gate.push(r.durationMs);
+      for (const slot of ["blue", "green"] as const) render[slot].push(r.medians[slot]?.renderMs ?? NaN);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  return [
+    figure("chromium_cold_start_ms", cold, "ms", 2000, { note: "launchBrowser(): find the executable (machine's or @sparticuz/chromium's) and launch it to a ready connection" }),
+    figure("browser_gate_ms", gate, "ms", 5000, { note: `runBrowserGate(): launch, host page, 3 loads of each slot (candidate by preview), judge, screenshots; median render ${median(render.blue)} / ${median(render.green)} ms (blue / green)` }),
+  ];
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const figures: Figure[] = [];
@@ -315,6 +352,7 @@ async function main(): Promise<void> {
     figures.push(...(await rollouts(bench)));
     figures.push(await restores(bench));
     figures.push(await split(bench));
+    figures.push(...(await browserGate(bench)));
     figures.push(...(await uploads(bench)));
   } finally {
     await bench.close();
