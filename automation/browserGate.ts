@@ -194,7 +194,7 @@ export interface BrowserGateResult extends BrowserJudgement {
 /** Flags for a throwaway browser on a closed network, as root in CI (no user namespace for the sandbox).
  * https://peter.sh/experiments/chromium-command-line-switches/ and https://playwright.dev/docs/api/class-browsertype#browser-type-launch */
 const LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const SYSTEM_BROWSERS = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome", "/usr/bin/google-chrome-stable", "/opt/google/chrome/chrome"];
+const SYSTEM_BROWSERS = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"];
 /** Errors thrown from timers soon after the render are the release's too: each load watches this long after `load`. */
 const SETTLE_MS = 300;
 /** Chromium logs every failed subresource as a console error; those are judged as failed requests, once. */
@@ -207,12 +207,13 @@ export async function findBrowser(env: NodeJS.ProcessEnv = process.env): Promise
     if (!existsSync(env.BLUEGREEN_CHROMIUM)) throw new Error(`BLUEGREEN_CHROMIUM=${env.BLUEGREEN_CHROMIUM} does not exist`);
     return { executable: env.BLUEGREEN_CHROMIUM, source: "BLUEGREEN_CHROMIUM" };
   }
-  const system = SYSTEM_BROWSERS.find((p) => existsSync(p));
+  const dirs = [...(env.PATH ?? "").split(path.delimiter).filter(Boolean), "/usr/bin", "/opt/google/chrome"];
+  const system = SYSTEM_BROWSERS.flatMap((name) => dirs.map((d) => path.join(d, name))).find((p) => existsSync(p));
   if (system) return { executable: system, source: "system" };
   try {
     return { executable: await unpackedChromium(), source: "@sparticuz/chromium" };
   } catch (err) {
-    throw new Error(`no Chrome or Chromium found (looked at BLUEGREEN_CHROMIUM, ${SYSTEM_BROWSERS.join(", ")}, @sparticuz/chromium: ${err instanceof Error ? err.message : String(err)})`);
+    throw new Error(`no Chrome or Chromium found (looked at BLUEGREEN_CHROMIUM, ${SYSTEM_BROWSERS.join(", ")} on PATH, @sparticuz/chromium: ${err instanceof Error ? err.message : String(err)})`);
   }
 }
 

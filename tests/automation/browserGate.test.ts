@@ -1,6 +1,9 @@
 // The browser gate's verdict as a pure function of what the loads observed: no browser, no network.
 import { expect } from "chai";
-import { DEFAULT_THRESHOLDS, framingForbidden, judgeBrowserRun, median, type LoadMetrics, type LoadObservation, type SlotRun } from "../../automation/browserGate";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { DEFAULT_THRESHOLDS, findBrowser, framingForbidden, judgeBrowserRun, median, type LoadMetrics, type LoadObservation, type SlotRun } from "../../automation/browserGate";
 import { ConfigError, parseStackConfig } from "../../infra/config";
 
 const METRICS: LoadMetrics = { loadMs: 40, renderMs: 30, serverWaitMs: 10, bytes: 2_000, longTaskMs: 0 };
@@ -121,5 +124,22 @@ describe("browserGate stack config", () => {
     expect(() => parseStackConfig(bad, "local", { hasPreviewToken: true })).to.throw(ConfigError, "picasso-widget:verification.browserGate.loads = 0: expected an integer from 1 to 20");
     const unknown = { ...base, verification: { browserGate: { loadz: 3 } } };
     expect(() => parseStackConfig(unknown, "local", { hasPreviewToken: true })).to.throw(ConfigError, "picasso-widget:verification.browserGate.loadz = 3: expected no such key here");
+  });
+});
+
+describe("finding a browser", () => {
+  it("takes BLUEGREEN_CHROMIUM first, then a Chrome or Chromium on PATH", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "bluegreen-browsers-"));
+    try {
+      writeFileSync(path.join(dir, "google-chrome"), "");
+      expect(await findBrowser({ PATH: dir })).to.deep.equal({ executable: path.join(dir, "google-chrome"), source: "system" });
+      expect(await findBrowser({ PATH: dir, BLUEGREEN_CHROMIUM: path.join(dir, "google-chrome") })).to.deep.include({ source: "BLUEGREEN_CHROMIUM" });
+      await findBrowser({ BLUEGREEN_CHROMIUM: path.join(dir, "missing") }).then(
+        () => expect.fail("a missing BLUEGREEN_CHROMIUM was accepted"),
+        (err: Error) => expect(err.message).to.equal(`BLUEGREEN_CHROMIUM=${path.join(dir, "missing")} does not exist`),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
