@@ -57,6 +57,8 @@ export interface LocalCloud {
   failUps(stack: string, failures: UpFailures): void;
   /** Every `up` of the stack takes `ms` longer (0 clears it). */
   delayUps(stack: string, ms: number): void;
+  /** The edge keeps serving the stack's current routing until unfrozen (a KeyValueStore update not yet propagated). */
+  freezeEdge(stack: string, frozen: boolean): void;
   close(): Promise<void>;
 }
 
@@ -203,6 +205,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     clearFaults: (stack) => faults.clear(stack),
     failUps: (stack, failures) => faults.setUpFailures(stack, failures),
     delayUps: (stack, ms) => faults.setUpDelay(stack, ms),
+    freezeEdge: (stack, frozen) => faults.freezeEdge(stack, frozen),
     async close() {
       s3.destroy();
       await shutdown();

@@ -81,10 +81,14 @@ class Site {
   viewerResponse: CloudFrontFunction | undefined;
   readonly cache = new Map<string, CacheEntry>();
 
-  constructor(private readonly files: StackFiles) {}
+  constructor(
+    private readonly files: StackFiles,
+    private readonly frozen: () => boolean,
+  ) {}
 
   /** Cheap when nothing changed: one stat (a foreground `local up` and a CLI process share the folder). */
   refresh(): void {
+    if (this.applied !== undefined && this.frozen()) return;
     if (this.files.hasPending()) this.files.readApplied();
     const stat = statSync(this.files.appliedFile, { throwIfNoEntry: false });
     const key = stat === undefined ? "none" : `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
@@ -103,7 +107,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const sites = new Map<string, Site>();
   const site = (stack: string): Site => {
     let s = sites.get(stack);
-    if (s === undefined) sites.set(stack, (s = new Site(new StackFiles(opts.stateDir, stack))));
+    if (s === undefined) sites.set(stack, (s = new Site(new StackFiles(opts.stateDir, stack), () => opts.faults.edgeFrozen(stack))));
     s.refresh();
     return s;
   };

@@ -24,6 +24,12 @@ interface StackFaults {
   upFailures?: UpFailures;
   /** Milliseconds every `up` takes before it applies anything (a slow update, for tests of updates in progress). */
   upDelayMs?: number;
+  /**
+   * The edge keeps serving the routing it has: a KeyValueStore update that has not reached the edge location yet
+   * (on AWS an update propagates in seconds, so the driver verifies the edge instead of trusting the API).
+   * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/kvs-with-functions.html
+   */
+  edgeFrozen?: boolean;
 }
 
 interface FaultsFile {
@@ -73,6 +79,14 @@ export class FaultStore {
 
   setUpDelay(stack: string, ms: number): void {
     this.update(stack, (s) => ({ ...s, upDelayMs: ms > 0 ? ms : undefined }));
+  }
+
+  freezeEdge(stack: string, frozen: boolean): void {
+    this.update(stack, (s) => ({ ...s, edgeFrozen: frozen || undefined }));
+  }
+
+  edgeFrozen(stack: string): boolean {
+    return this.read().stacks[stack]?.edgeFrozen === true;
   }
 
   upDelayMs(stack: string): number {

@@ -199,6 +199,26 @@ describe("the real path: dev, staging and production through the automation SDK 
     expect((await status("dev")).rollout.state).to.equal("idle");
   });
 
+  it("says what the edge serves when it differs from the deployed config (a routing update that has not reached it)", async () => {
+    const updates = JSON.parse((await ok(pulumi(["stack", "history", "--json", "--page-size", "0", "--stack", "dev"]))).stdout) as { config: Record<string, { value?: string }> }[];
+    const highest = Math.max(...updates.map((u) => Number(u.config["picasso-widget:revision"]?.value ?? 0)));
+    e2e.cloud.freezeEdge("dev", true);
+    try {
+      await ok(pulumi(["config", "refresh", "--force", "--stack", "dev"]));
+      await ok(pulumi(["config", "set", "picasso-widget:revision", "--stack", "dev", "--", String(highest + 1)]));
+      await ok(pulumi(["up", "--yes", "--skip-preview", "--stack", "dev", "--message", "a routing update the edge has not read yet"]));
+      const res = await ok(bg(["status", "--stack", "dev", "--json"]));
+      const s = parseJson<StatusReport>(res.stdout);
+      expect(s.revision).to.equal(highest + 1);
+      expect(s.edge?.revision).to.be.below(highest + 1);
+      expect(s.edge?.viewers).to.deep.equal({ "green/2.0.0": 20 });
+      expect(res.stderr).to.match(new RegExp(`the edge differs from the config: it reads routing revision \\d+, not ${highest + 1}; 20 fresh viewers: 20 on green/2.0.0`));
+    } finally {
+      e2e.cloud.freezeEdge("dev", false);
+    }
+    expect((await status("dev")).edge).to.equal(undefined);
+  });
+
   it("after a revert that fails, judges from the newest successful update: status shows the step the edge serves, deploy refuses", async () => {
     // Staging and the 10 percent step apply; the 25 percent step's up and the revert's up fail.
     e2e.cloud.failUps("dev", { skip: 2, fail: 2 });
