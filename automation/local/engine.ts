@@ -127,8 +127,6 @@ export class LocalStack {
   }
 }
 
-export type { UpdateSummary };
-
 const BUCKET = "aws:s3/bucket:Bucket";
 const DISTRIBUTION = "aws:cloudfront/distribution:Distribution";
 const FUNCTION = "aws:cloudfront/function:Function";

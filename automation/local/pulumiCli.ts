@@ -22,7 +22,7 @@ import { stackNameProblem, type StoredConfigValue, type StoredSummary } from "./
 const PROJECT = "picasso-widget";
 const SECRET_PREFIX = "standin:";
 /** The text `pulumi stack history` prints for a secret it cannot decrypt (pkg/cmd/pulumi/stack/stack_history.go). */
-export const UNDECRYPTABLE = "ERROR_UNABLE_TO_DECRYPT";
+const UNDECRYPTABLE = "ERROR_UNABLE_TO_DECRYPT";
 
 export interface CliRequest {
   argv: string[];

@@ -3,10 +3,11 @@
 import { ConcurrentUpdateError, StackAlreadyExistsError, StackNotFoundError, type Stack } from "@pulumi/pulumi/automation";
 import { expect } from "chai";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { STAND_IN_ROOT, startLocalCloud, type LocalCloud } from "../../automation/local/cloud";
+import { stackDir } from "../../automation/local/state";
 
 const PULUMI = path.join(STAND_IN_ROOT, "bin", "pulumi");
 
@@ -90,6 +91,16 @@ describe("the Pulumi CLI stand-in: what the automation SDK runs and parses", fun
     const cancel = await pulumi(["cancel", "--yes", "--stack", "local"]);
     expect(cancel.code).to.equal(255);
     expect(cancel.stderr).to.contain("has no update in progress");
+  });
+
+  it("prints ERROR_UNABLE_TO_DECRYPT for a secret of another secrets provider in history (stack_history.go errorDecryptingValue)", async () => {
+    // An update recorded before a secrets-provider change: its ciphertext is not the stand-in's.
+    const file = path.join(stackDir(stateDir, "local"), "history.json");
+    const history = JSON.parse(readFileSync(file, "utf8")) as { config: Record<string, unknown> }[];
+    history[0].config["picasso-widget:previewToken"] = { secure: "v1:c29tZSBvdGhlciBwcm92aWRlcg==", secret: true };
+    writeFileSync(file, JSON.stringify(history));
+    const oldest = (JSON.parse((await pulumi(["stack", "history", "--json", "--show-secrets", "--page-size", "0", "--stack", "local"])).stdout) as { config: Record<string, unknown> }[]).at(-1)!;
+    expect(oldest.config["picasso-widget:previewToken"]).to.deep.equal({ value: "ERROR_UNABLE_TO_DECRYPT", secret: true });
   });
 
   it("lists config as key → { value, secret, objectValue } and hides secrets without --show-secrets (pkg/cmd/pulumi/config/config.go)", async () => {
