@@ -13,7 +13,7 @@ import type { Slot } from "../../infra/config";
 import { startEdge } from "./edge";
 import { LocalStack, stackHost } from "./engine";
 import { FaultStore, type SlotFault, type UpFailures } from "./faults";
-import { runCli, type CliRequest } from "./pulumiCli";
+import { runCli, type CliRequest, type CliResult } from "./pulumiCli";
 import { localS3Client, startS3 } from "./s3";
 import { LOCAL_STACK_FILE, localStateDir, readJson, REPO_ROOT, writeJsonAtomic } from "./state";
 
@@ -93,12 +93,15 @@ function prepareWorkDir(workDir: string): void {
 }
 
 /**
- * The engine's endpoint for the stand-in: POST /pulumi { argv, cwd } → { code, stdout, stderr }. Loopback only. A
- * client that disconnects before its answer (a killed `pulumi up`) leaves its update in progress.
+ * The engine's endpoints for the stand-in's clients, loopback only. POST /pulumi { argv, cwd } → JSON { code, stdout,
+ * stderr } (pulumi.js); POST /pulumi-argv with argv NUL-separated and the folder in `x-pulumi-cwd` → stdout as the
+ * body, the exit code and the base64 stderr in headers (bin/pulumi, the shell client). A client that disconnects
+ * before its answer (a killed `pulumi up`) leaves its update in progress.
  */
 async function startEngine(stackOf: (name: string) => LocalStack): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
-    if (req.method !== "POST" || req.url !== "/pulumi") {
+    const shell = req.url === "/pulumi-argv";
+    if (req.method !== "POST" || (req.url !== "/pulumi" && !shell)) {
       res.writeHead(404).end();
       return;
     }
@@ -107,11 +110,14 @@ async function startEngine(stackOf: (name: string) => LocalStack): Promise<{ url
     res.on("close", () => (gone = !res.writableFinished));
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const request = JSON.parse(Buffer.concat(chunks).toString("utf8")) as CliRequest;
-      runCli(request, { stack: stackOf, abandoned: () => gone }).then(
-        (result) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result)),
-        (err: Error) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ code: 255, stdout: "", stderr: `error: ${err.message}\n` })),
-      );
+      const body = Buffer.concat(chunks).toString("utf8");
+      const request: CliRequest = shell ? { argv: body.split("\0").slice(0, -1), cwd: String(req.headers["x-pulumi-cwd"] ?? "") } : (JSON.parse(body) as CliRequest);
+      const answer = (result: CliResult) => {
+        if (!shell) return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result));
+        const headers = { "content-type": "application/octet-stream", "x-pulumi-exit-code": String(result.code), "x-pulumi-stderr": Buffer.from(result.stderr).toString("base64") };
+        return res.writeHead(200, headers).end(result.stdout);
+      };
+      runCli(request, { stack: stackOf, abandoned: () => gone }).then(answer, (err: Error) => answer({ code: 255, stdout: "", stderr: `error: ${err.message}\n` }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -32,7 +32,8 @@ describe("the real path: dev, staging and production through the automation SDK 
   /** The stand-in, run by hand in the working folder as a user runs `pulumi`. */
   const pulumi = (args: string[], opts: { kill?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<CliResult> =>
     new Promise((resolve) => {
-      const child = spawn(path.join(STAND_IN_ROOT, "bin", "pulumi"), args, { cwd: work, env: e2e.env, stdio: ["ignore", "pipe", "pipe"] });
+      // Its own process group, so that a kill reaches the whole `pulumi` process tree, as a CI runner's does.
+      const child = spawn(path.join(STAND_IN_ROOT, "bin", "pulumi"), args, { cwd: work, env: e2e.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -174,7 +175,7 @@ describe("the real path: dev, staging and production through the automation SDK 
     e2e.cloud.delayUps("dev", 3000);
     let killed = false;
     const other = pulumi(["up", "--yes", "--skip-preview", "--stack", "dev", "--message", "someone's pulumi up"], {
-      kill: (child) => setTimeout(() => ((killed = true), child.kill("SIGKILL")), 1500),
+      kill: (child) => setTimeout(() => ((killed = true), process.kill(-child.pid!, "SIGKILL")), 1500),
     });
     try {
       // While it runs: status and history report it; deploy refuses (exit 3).

@@ -146,6 +146,22 @@ describe("the Pulumi CLI stand-in: what the automation SDK runs and parses", fun
     expect(other.stderr).to.contain("doesn't match Pulumi.yaml");
   });
 
+  it("answers the same through its Node.js client, which runs where there is no curl", async () => {
+    const viaNode = (args: string[]): Promise<Run> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [path.join(STAND_IN_ROOT, "bin", "pulumi.js"), ...args], { cwd: cloud.workDir, env: { ...process.env, ...cloud.pulumiEnv() }, stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("close", (code) => resolve({ code, stdout, stderr }));
+      });
+    const args = ["stack", "history", "--json", "--stack", "local"];
+    const [node, shell] = [await viaNode(args), await pulumi(args)];
+    expect(node).to.deep.equal(shell);
+    expect(await viaNode(["stack", "select", "--stack", "nope"])).to.deep.equal({ code: 255, stdout: "", stderr: "error: no stack named 'nope' found\n" });
+  });
+
   it("refuses a flag it does not emulate instead of ignoring it", async () => {
     const res = await pulumi(["up", "--yes", "--skip-preview", "--refresh", "--stack", "local"]);
     expect(res.code).to.equal(255);
