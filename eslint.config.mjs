@@ -22,4 +22,10 @@ export default tseslint.config(
     languageOptions: { sourceType: "commonjs", globals: { require: "readonly", console: "readonly", document: "readonly", window: "readonly", fetch: "readonly", module: "readonly" } },
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
+  {
+    // The Pulumi CLI stand-in's Node.js client: a plain CommonJS script with no dependency.
+    files: ["automation/local/pulumi/bin/*.js"],
+    languageOptions: { sourceType: "commonjs", globals: { require: "readonly", process: "readonly", Buffer: "readonly" } },
+    rules: { "@typescript-eslint/no-require-imports": "off" },
+  },
 );
