@@ -492,8 +492,8 @@ export function browserGateFor(prober: Prober, outRoot = path.join(tmpdir(), "bl
   return async (request) => {
     const settings = request.config.verification.browserGate;
     if (!settings.enabled || !(prober instanceof HttpProber)) return null;
-    // The prober keeps its target private; the gate needs the same URL and Host the probes use.
-    const target: EdgeTarget = prober["target"];
+    // The gate loads the same URL and Host the probes use.
+    const target: EdgeTarget = prober.target;
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
     return runBrowserGate({
       edgeUrl: target.url,

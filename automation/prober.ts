@@ -39,7 +39,7 @@ export class HttpProber implements Prober {
   private readonly base: URL;
   private readonly agent: http.Agent;
 
-  constructor(private readonly target: EdgeTarget, concurrency = 16) {
+  constructor(readonly target: EdgeTarget, concurrency = 16) {
     this.base = new URL(target.url);
     const Agent = this.base.protocol === "https:" ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets: concurrency });

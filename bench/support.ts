@@ -23,6 +23,8 @@ export interface BenchCloud {
   release(id: string): string;
   /** Merges rollout settings into the stack config and applies them with `up`, as an operator would. */
   tuneRollout(values: Partial<RolloutConfig>): Promise<void>;
+  /** The same for the verification settings. */
+  tuneVerification(values: Record<string, unknown>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,6 +35,14 @@ export async function startBenchCloud(prefix: string): Promise<BenchCloud> {
   const cloud = await startLocalCloud({ stateDir, advertise: true });
   process.env.BLUEGREEN_STATE_DIR = stateDir;
   const env = { ...process.env, BLUEGREEN_STATE_DIR: stateDir, NO_COLOR: "1", CI: "true", GITHUB_STEP_SUMMARY: "" };
+  const tune = async (name: string, values: object) => {
+    const stack = await cloud.stack(STACK);
+    const key = `picasso-widget:${name}`;
+    const current = (await stack.getAllConfig())[key];
+    const next: ConfigMap = { [key]: { value: JSON.stringify({ ...(current ? JSON.parse(current.value) : {}), ...values }), secret: false } };
+    await stack.setAllConfig(next);
+    await stack.up({ message: `bench: tune ${name} settings` });
+  };
   return {
     stateDir,
     cloud,
@@ -45,14 +55,8 @@ export async function startBenchCloud(prefix: string): Promise<BenchCloud> {
       writeFileSync(index, readFileSync(index, "utf8").replace(/2\.0\.0/g, id));
       return dir;
     },
-    async tuneRollout(values) {
-      const stack = await cloud.stack(STACK);
-      const key = "picasso-widget:rollout";
-      const current = (await stack.getAllConfig())[key];
-      const next: ConfigMap = { [key]: { value: JSON.stringify({ ...(current ? JSON.parse(current.value) : {}), ...values }), secret: false } };
-      await stack.setAllConfig(next);
-      await stack.up({ message: "bench: tune rollout settings" });
-    },
+    tuneRollout: (values) => tune("rollout", values),
+    tuneVerification: (values) => tune("verification", values),
     async close() {
       await cloud.close();
       delete process.env.BLUEGREEN_STATE_DIR;
