@@ -175,7 +175,8 @@ async function checkInvariants(bench: BenchCloud, pre: ConfigMap, release: strin
   if (config.weights.blue + config.weights.green !== 100) problems.push({ invariant: "weights sum to 100", detail: JSON.stringify(config.weights) });
   if (!journal && config.weights[config.stable] !== 100) problems.push({ invariant: "the stable slot has 100 when no rollout is in flight", detail: JSON.stringify(config.weights) });
 
-  // The config is the pre-rollout snapshot exactly, or the completed rollout's: the candidate stable at 100 with the release.
+  // The config is the pre-rollout snapshot, or the completed rollout's: the candidate stable at 100 with the release.
+  // A restore (a revert, a rollback) brings the snapshot back under a raised routing revision, never a lower one.
   const preConfig = parseConfigMap(pre, STACK).config;
   const candidate = otherSlot(preConfig.stable);
   const completed: ConfigMap = {
@@ -184,7 +185,7 @@ async function checkInvariants(bench: BenchCloud, pre: ConfigMap, release: strin
     "picasso-widget:stable": { value: candidate, secret: false },
     "picasso-widget:weights": { value: JSON.stringify({ [preConfig.stable]: 0, [candidate]: 100 }), secret: false },
   };
-  const isPre = same(map, pre);
+  const isPre = same(withoutRevision(map), withoutRevision(pre)) && config.revision >= preConfig.revision;
   const isCompleted = same(withoutRevision(map), withoutRevision(completed)) && config.revision > preConfig.revision;
   if (!isPre && !isCompleted) problems.push({ invariant: "config is the pre-rollout snapshot or the completed rollout's", detail: `now ${JSON.stringify(map)}; before ${JSON.stringify(pre)}` });
 
