@@ -1,6 +1,7 @@
 // `bluegreen rollback`: Pulumi has no rollback command; its FAQ says to re-apply earlier code and config. The
-// program does not change between releases, only config, so restoring an earlier update's config from
-// `stack.history()` restores the stack. An interrupted rollout (journal present) is finished first.
+// program does not change between releases, only config, so restoring an earlier update's routing keys (slots,
+// stable, weights) from `stack.history()` restores what viewers get; everything else stays as deployed now, and the
+// revision is raised above every one ever deployed. An interrupted rollout (journal present) is finished first.
 // https://www.pulumi.com/docs/iac/support/faq/#how-do-i-roll-back-to-a-previous-version-of-my-stack
 import type { Slot } from "../infra/config";
 import { OperatorNeededError, StackLockedError, UsageError } from "./errors";
@@ -146,7 +147,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       restore = withRevision(restore, revision);
       restored = { from: "history", version: to.version, revision };
       message = `bluegreen rollback: restore update ${to.version}`;
-      reporter.emit({ kind: "info", message: `restoring the config of update ${to.version} (${to.endTime ? new Date(to.endTime).toISOString() : "?"})` });
+      reporter.emit({ kind: "info", message: `restoring the routing of update ${to.version} (${to.endTime ? new Date(to.endTime).toISOString() : "?"})` });
     }
     const config = routingOf(restore, stack.name);
     const release = config.slots[config.stable].release ?? "";
