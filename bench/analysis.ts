@@ -6,6 +6,8 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import { rolloutSchema, type RolloutConfig, type Slot } from "../infra/config";
 import { analyseStep, RolloutJudge, type Sample } from "../automation/analysis";
+import { mulberry32 } from "./prng";
+import type { Figure } from "./run";
 
 export const TRIALS = 10_000;
 export const SEED = 0x5eed14;
@@ -35,17 +37,6 @@ export const SCENARIOS: Scenario[] = [
   { name: "detection_pct.p95_1.5x", dropRate: 0, errorRate: { stable: 0, candidate: 0 }, latencyFactor: 1.5, kind: "detection_pct", target: 95 },
 ];
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function normal(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
@@ -80,7 +71,7 @@ export interface ScenarioResult {
  * same weight until RolloutJudge passes or fails the step.
  */
 export function simulate(scenario: Scenario, rollout: RolloutConfig, trials = TRIALS, seed = SEED): ScenarioResult {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const stable: Slot = "blue";
   const candidate: Slot = "green";
   const expected = { blue: "1.0.0", green: "2.0.0" };
@@ -150,22 +141,8 @@ function wilson(k: number, n: number): [number, number] {
   return [100 * Math.max(0, centre - half), 100 * Math.min(1, centre + half)];
 }
 
-/** Shaped like bench/run.ts's figures; `atLeast` marks a lower bound (detection), the others are upper bounds. */
-export interface AnalysisFigure {
-  name: string;
-  median: number;
-  min: number;
-  max: number;
-  unit: string;
-  runs: number;
-  target: number;
-  judged: "median";
-  atLeast?: boolean;
-  met: boolean;
-  note: string;
-}
 
-export function analysisFigures(rollout: RolloutConfig = productionRollout()): AnalysisFigure[] {
+export function analysisFigures(rollout: RolloutConfig = productionRollout()): Figure[] {
   return SCENARIOS.map((scenario, k) => {
     const r = simulate(scenario, rollout, TRIALS, SEED + k);
     const value = Math.round((10_000 * r.rolledBack) / r.trials) / 100;

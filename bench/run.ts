@@ -23,7 +23,7 @@ import { median, RecordingReporter, STACK, startBenchCloud, type BenchCloud } fr
 import { analysisFigures } from "./analysis";
 import { launchBrowser, runBrowserGate } from "../automation/browserGate";
 
-interface Figure {
+export interface Figure {
   name: string;
   median: number;
   min: number;

@@ -19,6 +19,7 @@ import { chooseRollbackTarget } from "../automation/rollback";
 import { ROUTING_PROBE_PATH } from "../automation/rollout";
 import { parseConfigMap } from "../automation/stackConfig";
 import { RecordingReporter, STACK, startBenchCloud, type BenchCloud } from "./support";
+import { mulberry32 } from "./prng";
 
 const BIN = path.join(REPO_ROOT, "bin", "bluegreen.js");
 const FAULTS = ["none", "error-rate", "latency", "up-failure", "sigterm", "sigkill"] as const;
@@ -26,17 +27,6 @@ const STEPS = [10, 25, 50, 75, 100];
 /** Fresh viewers per invariant check: all must land on the stable slot. */
 const VIEWERS = 40;
 
-/** mulberry32: small, seedable, good enough to pick faults reproducibly. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Violation {
   cycle: number;
@@ -253,7 +243,7 @@ async function main(): Promise<void> {
     .strict()
     .parse();
   const seed = argv.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const rand = random(seed);
+  const rand = mulberry32(seed);
   console.log(`soak: ${argv.cycles} cycles, seed ${seed} (rerun with --seed ${seed})`);
   const started = Date.now();
   const bench = await startBenchCloud("soak");
