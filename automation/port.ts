@@ -1,5 +1,6 @@
 // The narrow port the driver depends on: exactly the methods it uses on the automation API's `Stack`.
-// The real implementation is `LocalWorkspace.createOrSelectStack(...)`; the local cloud's engine is the other.
+// Its one implementation is the SDK's `Stack` (`Stack.select`, for local stacks too, through the Pulumi CLI stand-in);
+// the port stays as a seam for unit tests that need a stack without a CLI.
 import type { ConfigMap, OutputMap, Stack, UpOptions, UpResult, UpdateSummary } from "@pulumi/pulumi/automation";
 
 export interface DeploymentStack {
@@ -7,8 +8,6 @@ export interface DeploymentStack {
   getAllConfig(): Promise<ConfigMap>;
   setAllConfig(config: ConfigMap, path?: boolean): Promise<void>;
   removeConfig(key: string, path?: boolean): Promise<void>;
-  /** Sets the stack's config to the one used by its last update (`pulumi config refresh`). */
-  refreshConfig(): Promise<ConfigMap>;
   up(opts?: UpOptions): Promise<UpResult>;
   history(pageSize?: number, page?: number, showSecrets?: boolean): Promise<UpdateSummary[]>;
   outputs(): Promise<OutputMap>;
