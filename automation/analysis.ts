@@ -221,7 +221,7 @@ export function analyseStep(input: {
     const p95c = percentile(lat[candidate], 95);
     const p95s = percentile(lat[stable], 95);
     if (p95c > thresholds.maxP95Ratio * Math.max(p95s, P95_FLOOR_MS)) {
-      const p = upperQuantileShiftPValue(lat[candidate], lat[stable], thresholds.maxP95Ratio, 0.95);
+      const p = upperQuantileShiftPValue(lat[candidate], lat[stable], thresholds.maxP95Ratio, 0.95, alpha);
       if (p < alpha) once({ metric: "p95-latency", slot: candidate, message: `${candidate} p95 ${p95c.toFixed(1)} ms${label} is above ${thresholds.maxP95Ratio}x ${stable}'s ${p95s.toFixed(1)} ms (compared with at least ${P95_FLOOR_MS} ms), p = ${p.toPrecision(2)}` });
     }
   }
@@ -364,10 +364,18 @@ export function rateRatioPValue(candidateErrors: number, candidateRequests: numb
  * scaled by `ratio`, both samples pooled, and the pooled top (1 − q) share taken; if the two quantiles were equal, the
  * number of candidate latencies among them would be hypergeometric (Mood's median test moved to the upper tail).
  * Ties count for the stable slot, so constant latencies never make a regression. Inputs are ascending.
+ *
+ * With few samples the top 5 percent is one or two latencies, and no outcome could reach the confidence asked for (20
+ * samples: p ≥ 0.5 whatever happens), so a 300 ms regression would pass. When `alpha` is given, the pooled top is widened
+ * to the smallest that could reach it (at most half the pool): the test then judges a lower upper quantile, and keeps
+ * its false-alarm rate.
  */
-export function upperQuantileShiftPValue(candidate: ArrayLike<number>, stable: ArrayLike<number>, ratio: number, q: number): number {
+export function upperQuantileShiftPValue(candidate: ArrayLike<number>, stable: ArrayLike<number>, ratio: number, q: number, alpha?: number): number {
   const total = candidate.length + stable.length;
-  const top = Math.max(1, Math.round((1 - q) * total));
+  let top = Math.max(1, Math.round((1 - q) * total));
+  if (alpha !== undefined) {
+    while (top < Math.floor(total / 2) && top < candidate.length && hypergeometricTailAtLeast(top, total, candidate.length, top) >= alpha) top++;
+  }
   let i = candidate.length - 1;
   let j = stable.length - 1;
   let fromCandidate = 0;

@@ -169,6 +169,23 @@ describe("step analysis (the verdict of one traffic step)", () => {
       expect(jitter.verdict).to.equal("passed");
     });
 
+    it("still detects a 300 ms regression on 10 probes per slot, where the slowest 5 percent alone could never reach the confidence", () => {
+      const stable = Array.from({ length: 10 }, (_, i) => 1 + i / 10);
+      const candidate = stable.map((ms) => ms + 300);
+      // The top 5 percent of 20 samples is one sample: p is 0.5 whatever the latencies are.
+      expect(upperQuantileShiftPValue(candidate, stable, 1.5, 0.95)).to.be.closeTo(0.5, 1e-9);
+      expect(upperQuantileShiftPValue(candidate, stable, 1.5, 0.95, 0.01)).to.be.below(0.01);
+      const step = judge([...samples("blue", 10, { latencyMs: 1 }), ...samples("green", 10, { latencyMs: 301 })]);
+      expect(step.findings.map((f) => f.metric)).to.include("p95-latency");
+    });
+
+    it("keeps small samples of the same latencies from failing when the tail is widened", () => {
+      const same = Array.from({ length: 10 }, (_, i) => 60 + i);
+      expect(upperQuantileShiftPValue(same, same, 1.5, 0.95, 0.01)).to.be.above(0.5);
+      const shuffled = [61, 63, 64, 66, 67, 68, 70, 71, 72, 75];
+      expect(upperQuantileShiftPValue(shuffled, same, 1.5, 0.95, 0.01)).to.be.above(0.5);
+    });
+
     it("tests the upper tail, not the middle: a slower median alone is no p95 regression", () => {
       const stable = Array.from({ length: 600 }, (_, i) => (i < 570 ? 20 : 100));
       const candidate = Array.from({ length: 600 }, (_, i) => (i < 570 ? 60 : 100));
