@@ -131,7 +131,8 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     refuseInProgress(stack.name, history);
     const deployed = newestSucceeded(history);
     const live = await readLiveConfig(stack);
-    const { config, previewToken } = deployed ? parseConfigMap(syncSecretsFromLive(deployed.config, live.map), stack.name) : live;
+    const deployedMap = deployed ? syncSecretsFromLive(deployed.config, live.map) : undefined;
+    const { config, previewToken } = deployedMap ? parseConfigMap(deployedMap, stack.name) : live;
     if (config.weights[config.stable] !== 100) {
       throw new OperatorNeededError(
         `stack ${stack.name} is not settled (weights ${JSON.stringify(config.weights)}, stable ${config.stable}); run: bluegreen rollback --stack ${stack.name}`,
@@ -165,7 +166,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     const gateDetails = (await shipment.beforeChange?.(config)) ?? {};
 
     // Every check passed: from here on the stack changes. The snapshot a revert restores is the synced config.
-    if (deployed) await restoreConfig(stack, syncSecretsFromLive(deployed.config, live.map));
+    if (deployedMap) await restoreConfig(stack, deployedMap, live.map);
     const synced = await readLiveConfig(stack);
     if (synced.previewToken === undefined) throw new Error("unreachable: the synced config lost the preview token");
     // Buckets exist only after a first `up` (a fresh stack): create the infrastructure without moving traffic.

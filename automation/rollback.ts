@@ -9,7 +9,7 @@ import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from 
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import { notify } from "./notify";
 import type { Reporter } from "./output";
-import type { ConfigMap, UpdateSummary } from "./port";
+import type { ConfigMap, OutputMap, UpdateSummary } from "./port";
 import { HttpProber } from "./prober";
 import { readManifest, readRelease } from "./releases";
 import { awaitRouting, systemClock, verifyAllOn } from "./rollout";
@@ -85,9 +85,9 @@ export function chooseRollbackTarget(history: readonly UpdateSummary[], stack: s
  * object are read from the buckets themselves, not through the edge, whose cache would hide a pruned release until it
  * expired and then answer viewers 403.
  */
-async function requireReleasesInS3(target: Target, config: ConfigMap, what: string): Promise<void> {
+async function requireReleasesInS3(target: Target, outputs: OutputMap, config: ConfigMap, what: string): Promise<void> {
   const routing = routingOf(config, target.stack.name);
-  const buckets = (await target.stack.outputs()).bucketNames?.value as Record<Slot, string> | undefined;
+  const buckets = outputs.bucketNames?.value as Record<Slot, string> | undefined;
   if (buckets === undefined) throw new UsageError(`${what}: expected a stack with a bucketNames output; run: pulumi up --stack ${target.stack.name}`);
   for (const slot of ["blue", "green"] as const) {
     const release = routing.slots[slot].release;
@@ -110,8 +110,14 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     // Choose what to restore before taking the lock: a refused rollback (exit 2) leaves no trace, not even a lock file.
     let journal = await state.journal();
     const history = await readHistory(stack);
-    const chosen = journal ? undefined : chooseRollbackTarget(history, stack.name, opts.to);
-    if (chosen) await requireReleasesInS3(target, chosen.config, `--to = ${opts.to ?? chosen.version}`);
+    const outputs = await stack.outputs();
+    // The update to restore, checked complete in S3 (also when a journal finished by someone else is gone after the lock).
+    const choose = async () => {
+      const u = chooseRollbackTarget(history, stack.name, opts.to);
+      await requireReleasesInS3(target, outputs, u.config, `--to = ${opts.to ?? u.version}`);
+      return u;
+    };
+    const chosen = journal ? undefined : await choose();
     const command = `rollback${opts.to !== undefined ? ` --to ${opts.to}` : ""}`;
     let lock = await state.acquire(command);
     if (!lock.ok && !lock.live) {
@@ -124,7 +130,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     }
     journal = await state.journal();
     refuseInProgress(stack.name, history);
-    prober = new HttpProber(edgeOf(target, await stack.outputs()));
+    prober = new HttpProber(edgeOf(target, outputs));
     // Every routing change carries a revision above every one ever deployed: the stale-file guard has no exception.
     const revision = highestRevision(history) + 1;
     const live = await stack.getAllConfig();
@@ -138,7 +144,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       message = `bluegreen rollback: finish the interrupted rollout of ${journal.release}`;
       reporter.emit({ kind: "info", message: `finishing the interrupted rollout of ${journal.release} (${journal.phase} at ${journal.weight}% on ${journal.candidate}, by ${describeHolder(journal.holder)})` });
     } else {
-      const to = chosen ?? chooseRollbackTarget(history, stack.name, opts.to);
+      const to = chosen ?? (await choose());
       // Only the routing keys of the chosen update come back; everything else stays as deployed now (thresholds,
       // approvals, webhooks), and secrets as the stack file holds them (a rotated preview token stays rotated).
       const now = newestSucceeded(history)?.config ?? live;
@@ -152,7 +158,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     const config = routingOf(restore, stack.name);
     const release = config.slots[config.stable].release ?? "";
     try {
-      await restoreConfig(stack, restore);
+      await restoreConfig(stack, restore, live);
       await stack.up({ message });
       await awaitRouting({ prober, clock: systemClock }, revision);
       await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath);

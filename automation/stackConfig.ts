@@ -37,9 +37,12 @@ export async function writeRouting(stack: DeploymentStack, next: StackConfig): P
   });
 }
 
-/** Makes the stack config exactly `target`: same values and secret flags, keys added since removed. */
-export async function restoreConfig(stack: DeploymentStack, target: ConfigMap): Promise<void> {
-  const current = await stack.getAllConfig();
+/**
+ * Makes the stack config exactly `target`: same values and secret flags, keys added since removed. `current` is the
+ * config as just read, when the caller has it (one CLI call less).
+ */
+export async function restoreConfig(stack: DeploymentStack, target: ConfigMap, current?: ConfigMap): Promise<void> {
+  current ??= await stack.getAllConfig();
   for (const k of Object.keys(current)) if (!(k in target)) await stack.removeConfig(k);
   await stack.setAllConfig(target);
 }

@@ -93,15 +93,14 @@ function prepareWorkDir(workDir: string): void {
 }
 
 /**
- * The engine's endpoints for the stand-in's clients, loopback only. POST /pulumi { argv, cwd } → JSON { code, stdout,
- * stderr } (pulumi.js); POST /pulumi-argv with argv NUL-separated and the folder in `x-pulumi-cwd` → stdout as the
- * body, the exit code and the base64 stderr in headers (bin/pulumi, the shell client). A client that disconnects
+ * The engine's endpoint for the stand-in's clients (bin/pulumi, the shell client, and pulumi.js), loopback only:
+ * POST /pulumi with the working folder and then each argument, NUL-terminated, as the body → the command's stdout as
+ * the body, its exit code and base64 stderr in headers (simple for a shell to take apart). A client that disconnects
  * before its answer (a killed `pulumi up`) leaves its update in progress.
  */
 async function startEngine(stackOf: (name: string) => LocalStack): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
-    const shell = req.url === "/pulumi-argv";
-    if (req.method !== "POST" || (req.url !== "/pulumi" && !shell)) {
+    if (req.method !== "POST" || req.url !== "/pulumi") {
       res.writeHead(404).end();
       return;
     }
@@ -110,12 +109,11 @@ async function startEngine(stackOf: (name: string) => LocalStack): Promise<{ url
     res.on("close", () => (gone = !res.writableFinished));
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      const request: CliRequest = shell ? { argv: body.split("\0").slice(0, -1), cwd: String(req.headers["x-pulumi-cwd"] ?? "") } : (JSON.parse(body) as CliRequest);
+      const [cwd = "", ...argv] = Buffer.concat(chunks).toString("utf8").split("\0").slice(0, -1);
+      const request: CliRequest = { cwd, argv };
       const answer = (result: CliResult) => {
-        if (!shell) return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result));
         const headers = { "content-type": "application/octet-stream", "x-pulumi-exit-code": String(result.code), "x-pulumi-stderr": Buffer.from(result.stderr).toString("base64") };
-        return res.writeHead(200, headers).end(result.stdout);
+        res.writeHead(200, headers).end(result.stdout);
       };
       runCli(request, { stack: stackOf, abandoned: () => gone }).then(answer, (err: Error) => answer({ code: 255, stdout: "", stderr: `error: ${err.message}\n` }));
     });

@@ -88,11 +88,12 @@ class Site {
 
   /** Cheap when nothing changed: one stat (a foreground `local up` and a CLI process share the folder). */
   refresh(): void {
-    if (this.applied !== undefined && this.frozen()) return;
     if (this.files.hasPending()) this.files.readApplied();
     const stat = statSync(this.files.appliedFile, { throwIfNoEntry: false });
     const key = stat === undefined ? "none" : `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
     if (key === this.key) return;
+    // Asked only when there is something new to serve, so the request path stays at one stat.
+    if (this.applied !== undefined && this.frozen()) return;
     this.key = key;
     this.applied = this.files.readApplied();
     const applied = this.applied;

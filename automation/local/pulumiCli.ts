@@ -259,7 +259,7 @@ function history(stack: LocalStack, flags: Parsed["flags"]): object[] {
     environment: u.environment,
     config: Object.fromEntries(
       Object.entries(u.config).map(([k, v]) => {
-        if (!v.secret) return [k, v.objectValue === undefined ? { value: v.value, secret: false } : { value: v.value, objectValue: v.objectValue, secret: false }];
+        if (!v.secret) return [k, plainJson(v)];
         if (!showSecrets) return [k, { secret: true }];
         return [k, { value: decrypt(v.secure) ?? UNDECRYPTABLE, secret: true }];
       }),
@@ -295,31 +295,26 @@ function decrypt(ciphertext: string): string | undefined {
   return ciphertext.startsWith(SECRET_PREFIX) ? Buffer.from(ciphertext.slice(SECRET_PREFIX.length), "base64").toString("utf8") : undefined;
 }
 
+/** A secret's plaintext, or the CLI's refusal when this secrets provider cannot decrypt it. */
+function decryptOrFail(key: string, ciphertext: string): string {
+  const value = decrypt(ciphertext);
+  if (value === undefined) throw new CliError(`failed to decrypt configuration key '${key}': incorrect passphrase or another secrets provider`);
+  return value;
+}
+
+/** A plain value as `config --json` and `stack history --json` print it (configValueJSON). */
+function plainJson(v: Extract<StoredConfigValue, { secret: false }>): object {
+  return v.objectValue === undefined ? { value: v.value, secret: false } : { value: v.value, objectValue: v.objectValue, secret: false };
+}
+
 function decryptAll(stored: Record<string, StoredConfigValue>): ConfigMap {
-  const out: ConfigMap = {};
-  for (const [k, v] of Object.entries(stored)) {
-    if (!v.secret) out[k] = { value: v.value, secret: false };
-    else {
-      const value = decrypt(v.secure);
-      if (value === undefined) throw new CliError(`failed to decrypt configuration key '${k}': incorrect passphrase or another secrets provider`);
-      out[k] = { value, secret: true };
-    }
-  }
-  return out;
+  return Object.fromEntries(Object.entries(stored).map(([k, v]) => [k, v.secret ? { value: decryptOrFail(k, v.secure), secret: true } : { value: v.value, secret: false }]));
 }
 
 function toJsonConfig(stored: Record<string, StoredConfigValue>, showSecrets: boolean): Record<string, object> {
-  const out: Record<string, object> = {};
-  for (const [k, v] of Object.entries(stored)) {
-    if (!v.secret) out[k] = v.objectValue === undefined ? { value: v.value, secret: false } : { value: v.value, objectValue: v.objectValue, secret: false };
-    else if (!showSecrets) out[k] = { value: "[secret]", secret: true };
-    else {
-      const value = decrypt(v.secure);
-      if (value === undefined) throw new CliError(`failed to decrypt configuration key '${k}': incorrect passphrase or another secrets provider`);
-      out[k] = { value, secret: true };
-    }
-  }
-  return out;
+  return Object.fromEntries(
+    Object.entries(stored).map(([k, v]) => [k, !v.secret ? plainJson(v) : showSecrets ? { value: decryptOrFail(k, v.secure), secret: true } : { value: "[secret]", secret: true }]),
+  );
 }
 
 /**

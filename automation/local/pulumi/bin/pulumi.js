@@ -35,19 +35,15 @@ if (url === undefined) {
   process.exit(255);
 }
 
-const body = JSON.stringify({ argv, cwd: process.cwd() });
-const req = http.request(`${url}/pulumi`, { method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+// The same request as bin/pulumi's: the working folder, then each argument, NUL-terminated.
+const body = [process.cwd(), ...argv].map((a) => `${a}\0`).join("");
+const req = http.request(`${url}/pulumi`, { method: "POST", headers: { "content-type": "application/octet-stream", "content-length": Buffer.byteLength(body) } }, (res) => {
   const chunks = [];
   res.on("data", (c) => chunks.push(c));
   res.on("end", () => {
-    let result;
-    try {
-      result = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-    } catch {
-      process.stderr.write(`error: the local cloud answered ${res.statusCode} without a result\n`);
-      process.exit(255);
-    }
-    process.stdout.write(result.stdout, () => process.stderr.write(result.stderr, () => process.exit(result.code)));
+    const code = Number(res.headers["x-pulumi-exit-code"] ?? 255);
+    const stderr = Buffer.from(String(res.headers["x-pulumi-stderr"] ?? ""), "base64");
+    process.stdout.write(Buffer.concat(chunks), () => process.stderr.write(stderr, () => process.exit(code)));
   });
 });
 req.on("error", (err) => {
