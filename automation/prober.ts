@@ -90,7 +90,7 @@ export class HttpProber implements Prober {
 export async function probeMany(
   prober: Prober,
   requests: readonly ProbeRequest[],
-  opts: { concurrency: number; spreadMs: number; sleep: (ms: number) => Promise<void>; aborted?: () => boolean },
+  opts: { concurrency: number; spreadMs: number; sleep: (ms: number) => Promise<void>; aborted?: () => boolean; onResult?: (response: ProbeResponse, index: number) => void },
 ): Promise<ProbeResponse[]> {
   const results: ProbeResponse[] = new Array(requests.length);
   const gap = requests.length > 0 ? opts.spreadMs / requests.length : 0;
@@ -103,6 +103,7 @@ export async function probeMany(
       const wait = due - Date.now();
       if (wait > 0) await opts.sleep(wait);
       results[i] = await prober.probe(requests[i]);
+      opts.onResult?.(results[i], i);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));

@@ -21,11 +21,28 @@ export const systemClock: Clock = { now: () => Date.now(), sleep: (ms) => new Pr
 
 export type ProgressEvent =
   | { kind: "info"; message: string }
+  | { kind: "plan"; plan: TrafficPlan }
+  | { kind: "bake"; bake: BakeProgress }
   | { kind: "step"; step: StepReport; total: number }
   | { kind: "rollback"; rollback: RollbackReport };
 
 export interface Progress {
   emit(event: ProgressEvent): void;
+}
+
+/** A bake in flight: what the live view shows while a step probes (5 x 300 s in production). */
+export interface BakeProgress {
+  index: number;
+  weight: number;
+  /** 1 for a step's first check; a failing check is baked again at the same weight (failureThreshold). */
+  check: number;
+  bakeMs: number;
+  elapsedMs: number;
+  probes: { done: number; planned: number };
+  /** HTTP errors so far by the slot a probe was aimed at (preview) or served by (fresh viewers). */
+  errors: Record<Slot, number>;
+  /** Probes that got no response at all, or errors no slot header names. */
+  unattributed: number;
 }
 
 export interface StepReport {
@@ -124,6 +141,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
   let failure: { metric: string; message: string } | undefined;
   try {
     checkAbort(deps);
+    deps.progress.emit({ kind: "plan", plan });
     await journal("staging", -1);
     deps.progress.emit({
       kind: "info",
@@ -237,8 +255,9 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
   // A failing check bakes and judges again at this weight: it rolls back only after failureThreshold in a row.
   let analysis: StepAnalysis;
   judge.startStep();
+  let check = 0;
   do {
-    const samples = await bake(deps, input, plan.bakeMs);
+    const samples = await bake(deps, input, { index, weight, check: ++check });
     checkAbort(deps);
     analysis = analyseStep({
       samples,
@@ -257,8 +276,9 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
 
 /** Probes for the bake: fresh viewers (they measure the split) plus preview requests to each slot (they guarantee
  * enough samples per slot even at 10 percent). */
-async function bake(deps: RolloutDeps, input: RolloutInput, bakeMs: number): Promise<(Sample & { aimedAt?: Slot })[]> {
+async function bake(deps: RolloutDeps, input: RolloutInput, at: Pick<BakeProgress, "index" | "weight" | "check">): Promise<(Sample & { aimedAt?: Slot })[]> {
   const { config, previewToken } = input;
+  const bakeMs = input.plan.bakeMs;
   const n = config.rollout.probesPerStep;
   const path = config.verification.healthPath;
   const requests: (ProbeRequest & { aimedAt?: Slot })[] = [];
@@ -269,11 +289,21 @@ async function bake(deps: RolloutDeps, input: RolloutInput, bakeMs: number): Pro
     const slot = measured[i % measured.length];
     requests.push({ path, preview: { token: previewToken, slot }, aimedAt: slot });
   }
+  const started = deps.clock.now();
+  const progress: BakeProgress = { ...at, bakeMs, elapsedMs: 0, probes: { done: 0, planned: requests.length }, errors: { blue: 0, green: 0 }, unattributed: 0 };
   const results = await probeMany(deps.prober, requests, {
     concurrency: deps.concurrency ?? 8,
     spreadMs: bakeMs,
     sleep: (ms) => deps.clock.sleep(ms),
     aborted: () => deps.signal.aborted,
+    onResult: (res, i) => {
+      progress.probes.done++;
+      const slot = requests[i].aimedAt ?? res.slot;
+      if (res.status === 0 || (res.status >= 400 && slot === undefined)) progress.unattributed++;
+      else if (res.status >= 400 && slot !== undefined) progress.errors[slot]++;
+      progress.elapsedMs = deps.clock.now() - started;
+      deps.progress.emit({ kind: "bake", bake: { ...progress, probes: { ...progress.probes }, errors: { ...progress.errors } } });
+    },
   });
   const check = config.verification.securityHeaders;
   return results.map((r, i) => ({ ...r, missingHeaders: check ? r.missingHeaders : [], aimedAt: requests[i].aimedAt }));

@@ -26,10 +26,12 @@ function capture(isTTY: boolean, env: NodeJS.ProcessEnv) {
 describe("progress output", () => {
   it("redraws a live step table in place on a TTY, in colour", () => {
     const c = capture(true, {});
+    c.reporter.emit({ kind: "plan", plan: { release: "2.0.0", stable: "blue", candidate: "green", bootstrap: false, steps: [10, 100], bakeMs: 1000, firstRevision: 1 } });
     c.reporter.emit({ kind: "step", step: step(0, 10), total: 2 });
-    c.reporter.emit({ kind: "step", step: step(1, 100), total: 2 });
-    expect(c.err()).to.include("\u001b[1A\u001b[J"); // cursor up over the one-row table, then clear
+    // A header and two step rows: the cursor goes up three rows, to column 0, and clears the screen below.
+    expect(c.err()).to.include("\u001b[3A\r\u001b[J");
     expect(c.err()).to.include("\u001b[32m");
+    expect(c.err()).to.include("2/2 100%  pending");
   });
 
   it("prints plain lines without escape codes in CI and when NO_COLOR is set", () => {
