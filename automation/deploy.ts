@@ -11,7 +11,7 @@ import { buildManifest, pruneReleases, readManifest, readRelease, sameBytes, upl
 import { runRollout, systemClock, type DeployReport } from "./rollout";
 import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from "./history";
 import { parseConfigMap, readLiveConfig, restoreConfig, syncSecretsFromLive } from "./stackConfig";
-import { actor, awaitNewDistribution, edgeOf, openTarget, type LocalCloud, type Target } from "./targets";
+import { actor, awaitNewDistribution, edgeOf, faultNote, openTarget, type LocalCloud, type Target } from "./targets";
 
 export interface DeployOptions {
   stack: string;
@@ -231,8 +231,8 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     await notify(config.webhooks, `bluegreen ${stack.name}: ${release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
     const headline = report.result === "succeeded" ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `${report.result}: ${report.rollback?.reason}`;
     reporter.finish(report, deploySummaryMarkdown(report), headline);
-    if (report.result === "rolled-back") throw new RolledBackError(`${release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}`);
-    if (report.result === "failed") throw new OperatorNeededError(`${release} at ${report.rollback?.weight}%: ${report.rollback?.reason}`);
+    if (report.result === "rolled-back") throw new RolledBackError(`${release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);
+    if (report.result === "failed") throw new OperatorNeededError(`${release} at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);
     return report;
   } finally {
     if (unlock) await state.release();

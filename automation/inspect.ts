@@ -11,7 +11,7 @@ import type { DeploymentStack, OutputMap, UpdateSummary } from "./port";
 import { HttpProber, probeMany, SECURITY_HEADERS } from "./prober";
 import { ROUTING_PROBE_PATH, verifyAllOn, systemClock } from "./rollout";
 import { parseConfigMap, readLiveConfig, type LiveConfig } from "./stackConfig";
-import { edgeOf, openTarget } from "./targets";
+import { edgeOf, faultNote, openTarget } from "./targets";
 
 /**
  * What the stack runs: the config of its newest successful update (a failed one records a config it only attempted),
@@ -157,7 +157,7 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
     // there these two checks would prove nothing and are not run (see automation/local/edge.ts).
     if (!edge.local) problems.push(...(await awsExposureProblems(outputs, config.slots[config.stable].release, deployed.map["aws:region"]?.value ?? "us-east-1")));
     if (opts.slot === undefined) {
-      await verifyAllOn({ prober, clock: systemClock }, config.stable, config.slots[config.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath).catch((e: Error) => problems.push(e.message));
+      await verifyAllOn({ prober, clock: systemClock }, config.stable, config.slots[config.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout).catch((e: Error) => problems.push(e.message));
     }
     const slot = opts.slot ?? config.stable;
     const preview = previewToken ? { token: previewToken, slot } : undefined;
@@ -175,7 +175,7 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
   }
   const report = { stack: opts.stack, slot: opts.slot ?? config.stable, ok: problems.length === 0, problems };
   reporter.finish(report, `### bluegreen verify ${opts.stack}\n\n${problems.length === 0 ? "all checks passed" : problems.map((p) => `- ${p}`).join("\n")}`, problems.length === 0 ? `${report.slot} passed every check` : problems.join("\n"));
-  if (problems.length > 0) throw new OperatorNeededError(`verification of ${opts.stack} failed: ${problems[0]}`);
+  if (problems.length > 0) throw new OperatorNeededError(`verification of ${opts.stack} failed: ${problems[0]}${faultNote(target)}`);
   return report;
 }
 

@@ -23,12 +23,21 @@ export interface ProbeRequest {
 export interface ProbeResponse extends Sample {
   body: Buffer;
   headers: http.IncomingHttpHeaders;
+  /** Requests it took: more than 1 when earlier ones got no response (see TRANSPORT_ATTEMPTS). */
+  attempts: number;
 }
 
 /** Headers the response-headers policy must add to every response. */
 export const SECURITY_HEADERS = ["strict-transport-security", "x-content-type-options", "x-frame-options", "referrer-policy"] as const;
 const PREVIEW_HEADER = "x-bluegreen-preview";
 const TIMEOUT_MS = 10_000;
+/**
+ * A probe that gets no response at all (refused, reset, timed out) says nothing about either slot: it is the path
+ * between the prober and the edge. It is sent again, up to this many requests in all, before it counts as a transport
+ * failure (status 0), which the analysis judges on its own, never as a slot's error. An HTTP error is never retried.
+ */
+export const TRANSPORT_ATTEMPTS = 3;
+const RETRY_PAUSE_MS = 100;
 
 export interface Prober {
   probe(request: ProbeRequest): Promise<ProbeResponse>;
@@ -45,7 +54,16 @@ export class HttpProber implements Prober {
     this.agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   }
 
-  probe(request: ProbeRequest): Promise<ProbeResponse> {
+  async probe(request: ProbeRequest): Promise<ProbeResponse> {
+    let res = await this.once(request);
+    for (let attempt = 2; attempt <= TRANSPORT_ATTEMPTS && res.status === 0; attempt++) {
+      await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * (attempt - 1)));
+      res = { ...(await this.once(request)), attempts: attempt };
+    }
+    return res;
+  }
+
+  private once(request: ProbeRequest): Promise<ProbeResponse> {
     const url = new URL(request.path, this.base);
     const headers: Record<string, string> = { "user-agent": "bluegreen-probe" };
     if (this.target.host) headers.host = this.target.host;
@@ -78,6 +96,7 @@ export class HttpProber implements Prober {
       missingHeaders: status === 0 ? [] : SECURITY_HEADERS.filter((h) => headers[h] === undefined),
       body,
       headers,
+      attempts: 1,
     };
   }
 

@@ -92,7 +92,7 @@ async function servedRelease(source: Target, reporter: Reporter): Promise<Served
   const outputs = await stack.outputs();
   const prober = new HttpProber(edgeOf(source, outputs));
   try {
-    await verifyAllOn({ prober, clock: systemClock }, slot, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath);
+    await verifyAllOn({ prober, clock: systemClock }, slot, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout);
   } catch (err) {
     throw refuse(`${slot} to serve ${release} to every viewer: ${(err as Error).message}`);
   } finally {

@@ -14,7 +14,7 @@ import { HttpProber } from "./prober";
 import { readManifest, readRelease } from "./releases";
 import { awaitRouting, systemClock, verifyAllOn } from "./rollout";
 import { parseConfigMap, restoreConfig, ROUTING_KEYS, syncSecretsFromLive, withRevision } from "./stackConfig";
-import { actor, edgeOf, openTarget, type Target } from "./targets";
+import { actor, edgeOf, faultNote, openTarget, type Target } from "./targets";
 
 export interface RollbackReport {
   result: "restored";
@@ -161,9 +161,9 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       await restoreConfig(stack, restore, live);
       await stack.up({ message });
       await awaitRouting({ prober, clock: systemClock }, revision);
-      await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath);
+      await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout);
     } catch (err) {
-      throw new OperatorNeededError(`rollback of ${stack.name} did not complete: ${(err as Error).message.split("\n")[0]}; fix the cause, then run: bluegreen rollback --stack ${stack.name}${opts.to !== undefined ? ` --to ${opts.to}` : ""}`);
+      throw new OperatorNeededError(`rollback of ${stack.name} did not complete: ${(err as Error).message.split("\n")[0]}; fix the cause, then run: bluegreen rollback --stack ${stack.name}${opts.to !== undefined ? ` --to ${opts.to}` : ""}${faultNote(target)}`);
     }
     await state.clear();
     const report: RollbackReport = { result: "restored", stack: stack.name, restored, stable: config.stable, release, restoreMs: Date.now() - started };

@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import type { Slot, StackConfig } from "../infra/config";
 import { browserGateFor, type BrowserGateResult, type BrowserGateRunner } from "./browserGate";
-import { analyseStep, RolloutJudge, type Finding, type Sample, type SlotMetrics, type StepAnalysis, type Verdict } from "./analysis";
+import { analyseStep, binomialTailAtLeast, RolloutJudge, type Finding, type Sample, type SlotMetrics, type StepAnalysis, type Thresholds, type Verdict } from "./analysis";
 import type { LockHolder, StackState } from "./journal";
 import { redactSecrets } from "./journal";
 import { candidateWeight, lastRevision, settleConfig, stageConfig, stepConfig, type TrafficPlan } from "./plan";
@@ -53,6 +53,12 @@ export interface StepReport {
   viewerSamples: number;
   metrics: Record<Slot, SlotMetrics> | null;
   findings: Finding[];
+  /**
+   * The judged check's probes that no slot answers for, counted apart from the slots' HTTP errors: requests sent again
+   * after getting no response, probes that got none in TRANSPORT_ATTEMPTS tries, and fresh viewers' errors without a
+   * slot header.
+   */
+  unattributed?: { transportRetries: number; transportFailures: number; untaggedErrors: number };
   timings: { configMs: number; upMs: number; propagationMs: number; bakeMs: number };
 }
 
@@ -196,7 +202,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     await restoreConfig(deps.stack, withRevision(snapshot, revertRevision));
     await up(deps, `bluegreen revert ${plan.release}: ${failure.message}`.slice(0, 200));
     await awaitRouting(deps, revertRevision);
-    await verifyAllOn(deps, plan.stable, config.slots[plan.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath);
+    await verifyAllOn(deps, plan.stable, config.slots[plan.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout);
   } catch (err) {
     // The journal stays: `bluegreen rollback` finishes what this could not. The report says so (result "failed").
     const message = `revert did not complete (${firstLine(err)}); run: bluegreen rollback --stack ${deps.stack.name}`;
@@ -254,10 +260,12 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
 
   // A failing check bakes and judges again at this weight: it rolls back only after failureThreshold in a row.
   let analysis: StepAnalysis;
+  let transportRetries = 0;
   judge.startStep();
   let check = 0;
   do {
     const samples = await bake(deps, input, { index, weight, check: ++check });
+    transportRetries = samples.reduce((n, s) => n + (s.attempts ?? 1) - 1, 0);
     checkAbort(deps);
     analysis = analyseStep({
       samples,
@@ -271,12 +279,13 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
     });
   } while (judge.record(analysis) === "recheck");
   base.timings.bakeMs = deps.clock.now() - t3;
-  return { ...base, verdict: analysis.verdict, observedShare: analysis.observedShare, viewerSamples: analysis.viewerSamples, metrics: analysis.metrics, findings: analysis.findings };
+  const { transportFailures, untaggedErrors } = analysis.unattributed;
+  return { ...base, verdict: analysis.verdict, observedShare: analysis.observedShare, viewerSamples: analysis.viewerSamples, metrics: analysis.metrics, findings: analysis.findings, unattributed: { transportRetries, transportFailures, untaggedErrors } };
 }
 
 /** Probes for the bake: fresh viewers (they measure the split) plus preview requests to each slot (they guarantee
  * enough samples per slot even at 10 percent). */
-async function bake(deps: RolloutDeps, input: RolloutInput, at: Pick<BakeProgress, "index" | "weight" | "check">): Promise<(Sample & { aimedAt?: Slot })[]> {
+async function bake(deps: RolloutDeps, input: RolloutInput, at: Pick<BakeProgress, "index" | "weight" | "check">): Promise<(Sample & { aimedAt?: Slot; attempts?: number })[]> {
   const { config, previewToken } = input;
   const bakeMs = input.plan.bakeMs;
   const n = config.rollout.probesPerStep;
@@ -366,17 +375,55 @@ export async function awaitRouting(deps: Pick<RolloutDeps, "prober" | "clock">, 
   throw new Error(`the edge did not serve routing revision ${revision} within ${PROPAGATION_TIMEOUT_MS / 1000} s (it served ${seen})`);
 }
 
+/** Rounds of fresh viewers verifyAllOn sends before it declares failure, and the pause before each new round. */
+export const VERIFY_ROUNDS = 3;
+const VERIFY_PAUSE_MS = 1000;
+
 /**
  * Proves a slot takes all traffic: fresh viewers only, each must land on it and get its release. A slot with no
- * release (a fresh stack reverted to nothing) must answer every viewer 503.
+ * release (a fresh stack reverted to nothing) must answer every viewer 503. A viewer served by the other slot or
+ * release fails the round; errors that name no slot (CloudFront runs no viewer-response function on an error, so an
+ * origin's 5xx and the edge's own look alike) and probes that got no response are no slot's fault: they fail the
+ * round only when they are beyond the stack's error limit at its confidence, as in the step analysis. A failed round
+ * is repeated, VERIFY_ROUNDS rounds in all, so one dropped probe or a moment of propagation lag is not a failed revert.
  */
-export async function verifyAllOn(deps: Pick<RolloutDeps, "prober" | "clock">, slot: Slot, release: string, count: number, path = "/version.json"): Promise<void> {
-  const res = await probeMany(deps.prober, Array.from({ length: count }, () => ({ path })), { concurrency: 8, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
-  const off = release === "" ? res.filter((r) => r.status !== 503 || r.slot !== undefined) : res.filter((r) => r.slot !== slot || r.release !== release || r.status >= 500);
-  if (off.length > 0) {
-    const r = off[0];
-    throw new Error(`${off.length} of ${count} viewers were not served ${slot}/${release} (e.g. status ${r.status}, ${r.slot ?? "no slot"}/${r.release ?? "no release"})`);
+export async function verifyAllOn(
+  deps: Pick<RolloutDeps, "prober" | "clock">,
+  slot: Slot,
+  release: string,
+  count: number,
+  path = "/version.json",
+  limits: Pick<Thresholds, "maxErrorRate" | "confidence" | "minErrors"> = { maxErrorRate: 0, confidence: 0.99, minErrors: 1 },
+): Promise<void> {
+  let problem = "";
+  for (let round = 1; round <= VERIFY_ROUNDS; round++) {
+    if (round > 1) await deps.clock.sleep(VERIFY_PAUSE_MS * (round - 1));
+    const res = await probeMany(deps.prober, Array.from({ length: count }, () => ({ path })), { concurrency: 8, spreadMs: 0, sleep: (ms) => deps.clock.sleep(ms) });
+    const found = allOnProblem(res, slot, release, limits);
+    if (found === undefined) return;
+    problem = found;
   }
+  throw new Error(`${problem} (${VERIFY_ROUNDS} rounds of ${count} fresh viewers)`);
+}
+
+function allOnProblem(res: readonly ProbeResponse[], slot: Slot, release: string, limits: Pick<Thresholds, "maxErrorRate" | "confidence" | "minErrors">): string | undefined {
+  const want = release === "" ? `${slot} with no release (503)` : `${slot}/${release}`;
+  // A response naming a slot is certain: it says where the edge sent the viewer.
+  const misrouted = res.filter((r) => r.slot !== undefined && (release === "" || r.slot !== slot || r.release !== release));
+  if (misrouted.length > 0) {
+    const r = misrouted[0];
+    return `${misrouted.length} of ${res.length} viewers were served ${r.slot}/${r.release ?? "no release"} (status ${r.status}), not ${want}`;
+  }
+  const noResponse = res.filter((r) => r.status === 0).length;
+  const untagged = res.filter((r) => r.slot === undefined && r.status !== 0 && (release !== "" ? true : r.status !== 503)).length;
+  const slotErrors = res.filter((r) => r.slot !== undefined && r.status >= 400).length;
+  const bad = noResponse + untagged + slotErrors;
+  if (bad === 0) return undefined;
+  // The fresh-stack case has nothing to judge errors against: every response must be the 503.
+  const tolerated = release !== "" && (bad < limits.minErrors || binomialTailAtLeast(bad, res.length, limits.maxErrorRate) >= 1 - limits.confidence);
+  if (tolerated) return undefined;
+  const parts = [slotErrors > 0 ? `${slotErrors} answered an error from ${slot}` : "", untagged > 0 ? `${untagged} answered an error with no slot header (unattributable: the edge, or either slot)` : "", noResponse > 0 ? `${noResponse} got no response` : ""];
+  return `${bad} of ${res.length} viewers were not served ${want}: ${parts.filter((p) => p !== "").join(", ")}`;
 }
 
 function firstLine(err: unknown): string {

@@ -167,6 +167,17 @@ export function awsSettings(config: ConfigMap): S3ClientConfig {
   return settings;
 }
 
+/**
+ * On the local cloud, the faults injected on the stack, as a note a failure message ends with (it may be the very
+ * cause); "" elsewhere or when none is active.
+ */
+export function faultNote(target: Target): string {
+  const faults = target.local?.describeFaults(target.stack.name);
+  if (faults === undefined) return "";
+  const stack = target.stack.name === "local" ? "" : ` --stack ${target.stack.name}`;
+  return ` (the local cloud injects faults on ${target.stack.name}: ${faults}; clear them: bluegreen local fault${stack} --clear)`;
+}
+
 /** Where probes reach the stack's viewers: the local edge with the stack's Host, or the distribution over HTTPS. */
 export function edgeOf(target: Target, outputs: OutputMap): EdgeTarget {
   const domain = (outputs.domain?.value ?? outputs.distributionDomain?.value) as string | undefined;

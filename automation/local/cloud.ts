@@ -51,6 +51,10 @@ export interface LocalCloud {
   /** The Host header value that selects a stack on the edge. */
   host(stack: string): string;
   setFault(stack: string, slot: Slot, fault: SlotFault): void;
+  /** Resets `rate` (0..1) of the stack's viewer connections with no response (transport failures). */
+  dropConnections(stack: string, rate: number): void;
+  /** The faults injected on the stack, in words (undefined when none), for failure messages to name. */
+  describeFaults(stack: string): string | undefined;
   /** Clears the stack's slot faults and injected up failures. */
   clearFaults(stack: string): void;
   /** The next `skip` ups of the stack succeed, then `fail` ups fail. */
@@ -206,6 +210,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     },
     host: stackHost,
     setFault: (stack, slot, fault) => faults.setSlotFault(stack, slot, fault),
+    dropConnections: (stack, rate) => faults.setDropRate(stack, rate),
+    describeFaults: (stack) => faults.describe(stack),
     clearFaults: (stack) => faults.clear(stack),
     failUps: (stack, failures) => faults.setUpFailures(stack, failures),
     delayUps: (stack, ms) => faults.setUpDelay(stack, ms),

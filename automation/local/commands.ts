@@ -34,6 +34,7 @@ interface FaultArgs {
   slot?: string;
   "error-rate": number;
   "latency-ms": number;
+  "drop-rate"?: number;
   clear: boolean;
 }
 
@@ -46,20 +47,26 @@ const localFault: CommandModule<object, FaultArgs> = {
       .option("slot", { type: "string", describe: SLOTS.join("|") })
       .option("error-rate", { type: "number", default: 0, describe: "share of the slot's requests answered 503 (0..1)" })
       .option("latency-ms", { type: "number", default: 0, describe: `delay added to each of the slot's requests (0..${MAX_LATENCY_MS})` })
+      .option("drop-rate", { type: "number", describe: "share of the stack's connections reset with no response, on either slot (0..1)" })
       .option("clear", { type: "boolean", default: false, describe: "remove the stack's faults" }) as unknown as Argv<FaultArgs>,
   handler: async (args) => {
     const stackProblem = stackNameProblem(args.stack);
     if (stackProblem !== undefined) throw new UsageError(`--stack = ${JSON.stringify(args.stack)}: expected ${stackProblem}`);
+    const drop = args["drop-rate"];
     if (!args.clear) {
-      if (args.slot === undefined) throw new UsageError("--slot = (missing): expected blue or green (or --clear)");
-      const problem = slotFaultProblem(args.slot, { errorRate: args["error-rate"], latencyMs: args["latency-ms"] });
+      if (drop !== undefined && (!Number.isFinite(drop) || drop < 0 || drop > 1)) throw new UsageError(`--drop-rate = ${drop}: expected a number from 0 to 1`);
+      if (args.slot === undefined && drop === undefined) throw new UsageError("--slot = (missing): expected blue or green (or --drop-rate, or --clear)");
+      const problem = args.slot === undefined ? undefined : slotFaultProblem(args.slot, { errorRate: args["error-rate"], latencyMs: args["latency-ms"] });
       if (problem !== undefined) throw new UsageError(`--${problem}`);
     }
     // Faults live in the state folder, which a running `local up` re-reads: nothing needs to be started here.
     const faults = new FaultStore(localStateDir());
     if (args.clear) faults.clear(args.stack);
-    else faults.setSlotFault(args.stack, args.slot as Slot, { errorRate: args["error-rate"], latencyMs: args["latency-ms"] });
-    process.stdout.write(args.clear ? `faults cleared on ${args.stack}\n` : `${args.stack}/${args.slot}: error rate ${args["error-rate"]}, latency ${args["latency-ms"]} ms\n`);
+    else {
+      if (args.slot !== undefined) faults.setSlotFault(args.stack, args.slot as Slot, { errorRate: args["error-rate"], latencyMs: args["latency-ms"] });
+      if (drop !== undefined) faults.setDropRate(args.stack, drop);
+    }
+    process.stdout.write(args.clear ? `faults cleared on ${args.stack}\n` : `${args.stack}: ${faults.describe(args.stack) ?? "no faults"}\n`);
   },
 };
 

@@ -129,6 +129,12 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     if (stackNameProblem(stack) !== undefined) {
       return sendText(res, 421, `local edge: Host ${JSON.stringify(host)} is not served here; use <stack>${LOCAL_HOST_SUFFIX} (stack: ${stackNameProblem(stack)})\n`);
     }
+    // An injected transport failure: the connection ends with no response (the client sees a reset).
+    const drop = opts.faults.dropRate(stack);
+    if (drop > 0 && Math.random() < drop) {
+      req.socket.destroy();
+      return;
+    }
     const s = site(stack);
     const applied = s.applied;
     if (applied === undefined) return sendText(res, 404, `local edge: stack ${stack} has no deployment yet; run up first\n`);

@@ -22,6 +22,11 @@ export interface UpFailures {
 interface StackFaults {
   slots?: Partial<Record<Slot, SlotFault>>;
   upFailures?: UpFailures;
+  /**
+   * Share of the stack's viewer requests whose connection the edge resets without answering: the path between a
+   * client and the edge failing (no response at all), which no slot can be blamed for.
+   */
+  dropRate?: number;
   /** Milliseconds every `up` takes before it applies anything (a slow update, for tests of updates in progress). */
   upDelayMs?: number;
   /**
@@ -65,6 +70,29 @@ export class FaultStore {
     const problem = slotFaultProblem(slot, fault);
     if (problem !== undefined) throw new Error(`local fault: ${problem}`);
     this.update(stack, (s) => ({ ...s, slots: { ...s.slots, [slot]: fault } }));
+  }
+
+  /** Resets `rate` (0..1) of the stack's viewer connections without a response; 0 stops it. */
+  setDropRate(stack: string, rate: number): void {
+    if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new Error(`local fault: drop-rate = ${rate}: expected a number from 0 to 1`);
+    this.update(stack, (s) => ({ ...s, dropRate: rate > 0 ? rate : undefined }));
+  }
+
+  dropRate(stack: string): number {
+    return this.read().stacks[stack]?.dropRate ?? 0;
+  }
+
+  /** What is injected on the stack that changes what viewers get (slot faults, dropped connections), in words; undefined when nothing is. */
+  describe(stack: string): string | undefined {
+    const faults = this.read().stacks[stack] ?? {};
+    const parts = SLOTS.flatMap((slot) => {
+      const f = faults.slots?.[slot];
+      if (f === undefined || (f.errorRate === 0 && f.latencyMs === 0)) return [];
+      return [`${slot}: error rate ${f.errorRate}${f.latencyMs > 0 ? `, latency ${f.latencyMs} ms` : ""}`];
+    });
+    if (faults.dropRate) parts.push(`drop rate ${faults.dropRate}`);
+    if (faults.edgeFrozen) parts.push("edge frozen");
+    return parts.length === 0 ? undefined : parts.join("; ");
   }
 
   /** Clears the stack's slot faults and injected up failures. */
