@@ -161,7 +161,7 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
     }
     const slot = opts.slot ?? config.stable;
     const preview = previewToken ? { token: previewToken, slot } : undefined;
-    const checks = await probeMany(prober, config.verification.smoke.map((c) => ({ path: c.path, preview })), { concurrency: 4, spreadMs: 0, sleep: systemClock.sleep });
+    const checks = await probeMany(prober, config.verification.smoke.map((c) => ({ path: c.path, preview, follow: true })), { concurrency: 4, spreadMs: 0, sleep: systemClock.sleep });
     checks.forEach((res, i) => {
       const c = config.verification.smoke[i];
       if (res.status !== c.status) problems.push(`smoke ${c.path} on ${slot}: status ${res.status}, expected ${c.status}`);

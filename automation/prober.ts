@@ -18,6 +18,8 @@ export interface ProbeRequest {
   preview?: { token: string; slot: Slot };
   /** A returning viewer's cookie header; fresh viewers send none. */
   cookie?: string;
+  /** Follow redirects on the same edge, as a browser does: an entry point answers with one to its release's URL. */
+  follow?: boolean;
 }
 
 export interface ProbeResponse extends Sample {
@@ -28,7 +30,7 @@ export interface ProbeResponse extends Sample {
 }
 
 /** Headers the response-headers policy must add to every response. */
-export const SECURITY_HEADERS = ["strict-transport-security", "x-content-type-options", "x-frame-options", "referrer-policy"] as const;
+export const SECURITY_HEADERS = ["strict-transport-security", "x-content-type-options", "content-security-policy", "referrer-policy"] as const;
 const PREVIEW_HEADER = "x-bluegreen-preview";
 const TIMEOUT_MS = 10_000;
 /**
@@ -38,6 +40,8 @@ const TIMEOUT_MS = 10_000;
  */
 export const TRANSPORT_ATTEMPTS = 3;
 const RETRY_PAUSE_MS = 100;
+/** A browser gives up after 20 (Fetch, "HTTP-redirect fetch"); an entry point needs one. */
+const MAX_REDIRECTS = 5;
 
 export interface Prober {
   probe(request: ProbeRequest): Promise<ProbeResponse>;
@@ -55,6 +59,19 @@ export class HttpProber implements Prober {
   }
 
   async probe(request: ProbeRequest): Promise<ProbeResponse> {
+    let res = await this.retried(request);
+    for (let i = 0; request.follow && i < MAX_REDIRECTS && res.status >= 300 && res.status < 400 && typeof res.headers.location === "string"; i++) {
+      const next = new URL(res.headers.location, new URL(request.path, this.base));
+      // Only on this edge: the probes judge the distribution, not wherever a redirect points.
+      if (next.origin !== this.base.origin) break;
+      const latencyMs = res.latencyMs;
+      res = await this.retried({ ...request, path: next.pathname + next.search });
+      res.latencyMs += latencyMs;
+    }
+    return res;
+  }
+
+  private async retried(request: ProbeRequest): Promise<ProbeResponse> {
     let res = await this.once(request);
     for (let attempt = 2; attempt <= TRANSPORT_ATTEMPTS && res.status === 0; attempt++) {
       await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * (attempt - 1)));

@@ -42,21 +42,23 @@ const CONTENT_TYPES: Record<string, string> = {
   ".map": "application/json",
 };
 
-/** A name like `widget.3f9a1c2e.js` carries its content hash: it can be cached forever. */
-const FINGERPRINTED = /\.[0-9a-f]{8,}\.[a-z0-9]+$/i;
-
-function cacheControlFor(file: string): string {
-  // Browsers ask for "/" whatever the slot, so entry points must revalidate there (max-age=0) for a weight shift
-  // to reach them. The edge caches under `/<slot>/<release>/...`, which never changes once uploaded, so CloudFront
-  // may keep it long (s-maxage wins over max-age for shared caches); fingerprinted assets never change anywhere.
-  // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/Expiration.html
-  if (file.endsWith(".html") || path.basename(file) === "version.json") return "public, max-age=0, must-revalidate, s-maxage=31536000";
-  if (FINGERPRINTED.test(file)) return "public, max-age=31536000, immutable";
-  return "public, max-age=300";
-}
+/**
+ * Every object sits under `<slot>/<release>/`, a prefix that never changes once uploaded, and is what a
+ * release-qualified URL (/_r/<slot>/<release>/..., infra/router/viewer-request.js) answers: it may be kept forever.
+ * CloudFront's TTL comes from the cache policy, and the viewer-response function sets the Cache-Control viewers get
+ * (short for an entry point, whose answer depends on the routing), so this is what the bucket itself says.
+ * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/Expiration.html
+ */
+const CACHE_CONTROL = "public, max-age=31536000, immutable";
 
 export function releasePrefix(slot: Slot, release: string): string {
   return `${slot}/${release}/`;
+}
+
+/** The release-qualified URL path of a release: a page and every asset it loads under it come from that release
+ * (infra/router/viewer-request.js). */
+export function qualifiedPrefix(slot: Slot, release: string): string {
+  return `/_r/${slot}/${release}/`;
 }
 
 /** Manifests live outside the served `<slot>/` prefixes: the router never rewrites a viewer's URI to them. */
@@ -84,6 +86,10 @@ export async function buildManifest(artifactDir: string, release: string): Promi
   if (!stat?.isDirectory()) throw new UsageError(`--artifact = ${JSON.stringify(artifactDir)}: expected an existing folder`);
   const files = await listFiles(artifactDir);
   if (!files.includes("index.html")) throw new UsageError(`--artifact = ${JSON.stringify(artifactDir)}: expected a folder with index.html at its top`);
+  // The router reads /_r/<slot>/<release>/ as a release-qualified URL (infra/router/viewer-request.js): a folder of
+  // that name could never be reached.
+  const reserved = files.find((f) => f.startsWith("_r/"));
+  if (reserved !== undefined) throw new UsageError(`--artifact = ${JSON.stringify(artifactDir)}: ${reserved}: expected no top-level folder "_r" (the edge reserves /_r/ for release-qualified URLs)`);
   const bodies = new Map<string, Buffer>();
   const manifest: Manifest = { release, files: {} };
   for (const file of files) {
@@ -93,7 +99,7 @@ export async function buildManifest(artifactDir: string, release: string): Promi
       sha256: createHash("sha256").update(body).digest("hex"),
       size: body.length,
       contentType: CONTENT_TYPES[path.extname(file).toLowerCase()] ?? "application/octet-stream",
-      cacheControl: cacheControlFor(file),
+      cacheControl: CACHE_CONTROL,
     };
   }
   checkArtifact(bodies);

@@ -9,7 +9,7 @@ import { redactSecrets } from "./journal";
 import { candidateWeight, lastRevision, settleConfig, stageConfig, stepConfig, type TrafficPlan } from "./plan";
 import type { ConfigMap, DeploymentStack } from "./port";
 import { probeMany, type Prober, type ProbeRequest, type ProbeResponse } from "./prober";
-import type { Manifest } from "./releases";
+import { qualifiedPrefix, type Manifest } from "./releases";
 import { restoreConfig, withRevision, writeRouting } from "./stackConfig";
 
 export interface Clock {
@@ -318,11 +318,12 @@ async function bake(deps: RolloutDeps, input: RolloutInput, at: Pick<BakeProgres
   return results.map((r, i) => ({ ...r, missingHeaders: check ? r.missingHeaders : [], aimedAt: requests[i].aimedAt }));
 }
 
-/** Every manifest file through the preview route, hash-checked, then the smoke checks: before any viewer traffic. */
+/** Every manifest file at its release-qualified URL, hash-checked, then the smoke checks through the preview route
+ * (following the entry point's redirect, as a browser does): before any viewer traffic. */
 async function verifyCandidate(deps: RolloutDeps, input: RolloutInput, slot: Slot): Promise<void> {
   const preview = { token: input.previewToken, slot };
   const files = Object.entries(input.manifest.files);
-  const responses = await Promise.all(files.map(([file]) => probeIntegrity(deps, { path: `/${file}`, preview })));
+  const responses = await Promise.all(files.map(([file]) => probeIntegrity(deps, { path: `${qualifiedPrefix(slot, input.plan.release)}${file}`, preview })));
   responses.forEach((res, i) => {
     const [file, entry] = files[i];
     const hash = createHash("sha256").update(res.body).digest("hex");
@@ -331,7 +332,7 @@ async function verifyCandidate(deps: RolloutDeps, input: RolloutInput, slot: Slo
     }
   });
   for (const check of input.config.verification.smoke) {
-    const res = await probeIntegrity(deps, { path: check.path, preview });
+    const res = await probeIntegrity(deps, { path: check.path, preview, follow: true });
     if (res.status !== check.status || (check.contains !== undefined && !res.body.toString("utf8").includes(check.contains))) {
       throw new StepFailed({ metric: "smoke", message: `smoke check ${check.path} on ${slot}: status ${res.status}${check.contains ? `, body ${res.body.toString("utf8").includes(check.contains) ? "contains" : "lacks"} ${JSON.stringify(check.contains)}` : ""}; expected ${check.status}` });
     }

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:
 import { cpus, loadavg, tmpdir } from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
-import { otherSlot, type Slot } from "../infra/config";
+import { embeddingSchema, otherSlot, viewerSettings, type Slot } from "../infra/config";
 import { encodeRoutingRecord, sha256Hex } from "../infra/routing";
 import { viewerRequestCode, viewerResponseCode } from "../infra/routerCode";
 import { deploy } from "../automation/deploy";
@@ -137,13 +137,18 @@ async function split(bench: BenchCloud): Promise<Figure> {
 
 /** A browser's request headers, in CloudFront's shape. */
 function viewerInput(i: number, requestId: string): ViewerRequestInput & { requestId: string } {
-  const paths = ["/", "/index.html", "/version.json", "/assets/widget.2af1d9e169.js", "/assets/widget.css"];
+  // One page view as a browser makes it (the entry point, answered with a redirect to its release; the document and
+  // its assets under that release's URL; a path-absolute reference the router serves by the Referer), plus the
+  // health path the driver probes.
+  const paths = ["/", "/_r/blue/1.4.2/", "/_r/blue/1.4.2/assets/widget.2af1d9e169.js", "/_r/blue/1.4.2/assets/widget.7c3e90a1b4.css", "/favicon.ico", "/version.json"];
   const returning = i % 3 !== 0;
+  const uri = paths[i % paths.length];
   return {
-    uri: paths[i % paths.length],
+    uri,
     requestId,
     headers: {
       host: { value: "d111111abcdef8.cloudfront.net" },
+      ...(uri === "/favicon.ico" ? { referer: { value: "https://d111111abcdef8.cloudfront.net/_r/blue/1.4.2/" } } : {}),
       "user-agent": { value: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36" },
       accept: { value: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" },
       "accept-encoding": { value: "gzip, deflate, br" },
@@ -207,8 +212,9 @@ async function timeFunctions(functions: Timed[]): Promise<void> {
 
 async function router(): Promise<Figure[]> {
   const record = encodeRoutingRecord({ rev: 7, stable: "blue", weights: { blue: 75, green: 25 }, releases: { blue: "1.4.2", green: "1.5.0" }, preview: sha256Hex("bench-preview-token-0123456789") });
-  const requestCode = viewerRequestCode({ slot: "blue", release: "1.4.2" });
-  const responseCode = viewerResponseCode();
+  const viewer = viewerSettings(embeddingSchema.parse({}));
+  const requestCode = viewerRequestCode({ slot: "blue", release: "1.4.2" }, viewer);
+  const responseCode = viewerResponseCode(viewer);
   const kvs = (key: string) => (key === "routing" ? record : undefined);
   const request = compileCloudFrontFunction(requestCode, { kvs: () => kvs, filename: "viewer-request.js" });
   const response = compileCloudFrontFunction(responseCode, { filename: "viewer-response.js" });
@@ -220,7 +226,7 @@ async function router(): Promise<Figure[]> {
         statusCode: 200,
         headers: {
           "content-type": { value: "text/html; charset=utf-8" },
-          "cache-control": { value: "public, max-age=0, must-revalidate, s-maxage=31536000" },
+          "cache-control": { value: "public, max-age=31536000, immutable" },
           etag: { value: '"3f9a1c2e5b7d"' },
           "x-amz-meta-slot": { value: i % 4 === 0 ? "green" : "blue" },
           "x-amz-meta-release": { value: i % 4 === 0 ? "1.5.0" : "1.4.2" },
@@ -235,8 +241,8 @@ async function router(): Promise<Figure[]> {
   return [
     figure("router_request_ns", requestNs.wallNs, "ns", 2000, { note: note(requestNs) }),
     figure("router_response_ns", responseNs.wallNs, "ns", 2000, { note: note(responseNs) }),
-    figure("router_request_bytes", [Buffer.byteLength(requestCode, "utf8")], "bytes", 2048, { note: "rendered viewer-request code (fallback baked in)" }),
-    figure("router_response_bytes", [Buffer.byteLength(responseCode, "utf8")], "bytes", 2048, { note: "rendered viewer-response code" }),
+    figure("router_request_bytes", [Buffer.byteLength(requestCode, "utf8")], "bytes", 4096, { note: "rendered viewer-request code (fallback and viewer settings baked in)" }),
+    figure("router_response_bytes", [Buffer.byteLength(responseCode, "utf8")], "bytes", 4096, { note: "rendered viewer-response code (viewer settings baked in)" }),
   ];
 }
 

@@ -107,6 +107,35 @@ const verificationSchema = z.strictObject(
   { error: "an object with healthPath, smoke, securityHeaders, browserGate" },
 );
 
+// An origin as browsers send it in the Origin header: scheme, lower-case host, optional port, no path.
+// https://developer.mozilla.org/docs/Web/HTTP/Headers/Origin
+const ORIGIN = /^https?:\/\/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(?::\d{1,5})?$/;
+// A CSP host source may also start with "*." (any subdomain). https://www.w3.org/TR/CSP3/#grammardef-host-source
+const HOST_SOURCE = /^https?:\/\/(?:\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(?::\d{1,5})?$/;
+const origins = (pattern: RegExp, rule: string) =>
+  z
+    .array(z.string({ error: rule }).refine((o) => o === "*" || pattern.test(o), { error: rule }), { error: `a list of ${rule}` })
+    .min(1, { error: `at least one of ${rule}` })
+    .max(50, { error: "at most 50 origins" })
+    .refine((list) => !list.includes("*") || list.length === 1, { error: '"*" alone, or a list of origins without it' });
+
+/** How customers' pages embed the widget (issue 13): who may frame it and read its assets, its cookie, viewers' caching. */
+export const embeddingSchema = z.strictObject(
+  {
+    /** Origins whose pages may fetch the widget's assets (CORS, Access-Control-Allow-Origin). @default ["*"] */
+    corsOrigins: origins(ORIGIN, '"*", or origins such as https://customer.example (scheme, lower-case host, optional port)').default(["*"]),
+    /** Origins whose pages may frame the widget (CSP frame-ancestors, instead of X-Frame-Options). @default ["*"] */
+    frameAncestors: origins(HOST_SOURCE, '"*", or origins such as https://customer.example or https://*.customer.example').default(["*"]),
+    /** The stickiness cookie's SameSite: "None" lets a customer's page send it (with Secure and Partitioned). @default "None" */
+    cookieSameSite: z.enum(["None", "Lax", "Strict"], { error: "'None', 'Lax' or 'Strict'" }).default("None"),
+    /** Partitioned (CHIPS): the cookie is kept per top-level site, so browsers blocking third-party cookies may still keep it. @default true */
+    cookiePartitioned: z.boolean({ error: "true or false" }).default(true),
+    /** Seconds a viewer may reuse an entry point's answer (the redirect to a release): 0 revalidates every time. @default 0 */
+    entryMaxAgeSeconds: z.number({ error: "an integer from 0 to 86400" }).int({ error: "an integer from 0 to 86400" }).min(0, { error: "an integer from 0 to 86400" }).max(86_400, { error: "an integer from 0 to 86400" }).default(0),
+  },
+  { error: "an object with corsOrigins, frameAncestors, cookieSameSite, cookiePartitioned, entryMaxAgeSeconds" },
+);
+
 const githubLogin = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, { error: "GitHub logins" });
 const approvalsSchema = z
   .strictObject(
@@ -133,6 +162,7 @@ const stackConfigSchema = z
     rollout: rolloutSchema.default(rolloutSchema.parse({})),
     verification: verificationSchema.default(verificationSchema.parse({})),
     approvals: approvalsSchema.default({ required: [], holders: {} }),
+    embedding: embeddingSchema.default(embeddingSchema.parse({})),
     domain: z.string().regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, { error: "a lower-case DNS name such as widget.example.com" }).optional(),
     // CloudFront only accepts ACM certificates from us-east-1.
     // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-requirements.html
@@ -155,6 +185,17 @@ const stackConfigSchema = z
 
 export type StackConfig = z.infer<typeof stackConfigSchema>;
 export type RolloutConfig = StackConfig["rollout"];
+export type EmbeddingConfig = StackConfig["embedding"];
+
+/** What the router functions give viewers (infra/routerCode.ts bakes it in): the cookie's attributes, an entry point's Cache-Control. */
+export function viewerSettings(embedding: EmbeddingConfig): { cookie: string; entry: string } {
+  // Secure always: the distribution redirects HTTP to HTTPS, SameSite=None requires it, and so does Partitioned.
+  // https://developer.mozilla.org/docs/Web/HTTP/Headers/Set-Cookie#partitioned
+  const cookie = `Path=/; Max-Age=86400; Secure; SameSite=${embedding.cookieSameSite}${embedding.cookiePartitioned ? "; Partitioned" : ""}`;
+  // private: the answer depends on the viewer's cookie, so no shared cache in front of CloudFront may keep it.
+  const entry = embedding.entryMaxAgeSeconds === 0 ? "private, no-cache" : `private, max-age=${embedding.entryMaxAgeSeconds}`;
+  return { cookie, entry };
+}
 
 /** The config keys the schema reads, in the `picasso-widget` namespace (previewToken is read apart: it is a secret). */
 const CONFIG_KEYS = Object.keys(stackConfigSchema.shape ?? {}) as (keyof StackConfig)[];

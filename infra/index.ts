@@ -38,6 +38,7 @@ const cdn = new Cdn("cdn", {
   environment: config.environment,
   domain: config.domain,
   certificateArn: config.certificateArn,
+  embedding: config.embedding,
 });
 const audit = new AuditBucket("audit");
 new OriginBucketPolicies("origin-policy", { buckets: origins.buckets, configured: origins.configured, distributionArn: cdn.distribution.arn });

@@ -17,19 +17,35 @@ export const MAX_FUNCTION_CODE_BYTES = 10 * 1024;
 // release served when the KeyValueStore read fails. The program bakes the stable slot into it.
 const FALLBACK_LINE = /^const FALLBACK = .*; \/\/ @fallback$/m;
 
+// Both sources carry one line `const VIEWER = {...}; // @viewer`: what the stack's embedding config says viewers get.
+const VIEWER_LINE = /^const VIEWER = .*; \/\/ @viewer$/m;
+
 export interface Fallback {
   slot: Slot;
   release: string;
 }
 
-export function viewerRequestCode(fallback: Fallback): string {
-  const source = readFileSync(VIEWER_REQUEST_FILE, "utf8");
-  if (!FALLBACK_LINE.test(source)) throw new Error(`${VIEWER_REQUEST_FILE} lacks the "const FALLBACK = ...; // @fallback" line`);
-  return render(VIEWER_REQUEST_FILE, source.replace(FALLBACK_LINE, `const FALLBACK = ${JSON.stringify(fallback)}; // @fallback`));
+/** What viewers get, from the stack config's `embedding` (infra/config.ts viewerSettings). */
+export interface ViewerSettings {
+  /** Set-Cookie attributes of the stickiness cookie. */
+  cookie: string;
+  /** Cache-Control of an entry point: the redirect to a release-qualified URL, and any other unqualified URL. */
+  entry: string;
 }
 
-export function viewerResponseCode(): string {
-  return render(VIEWER_RESPONSE_FILE, readFileSync(VIEWER_RESPONSE_FILE, "utf8"));
+export function viewerRequestCode(fallback: Fallback, viewer: ViewerSettings): string {
+  const source = bake(VIEWER_REQUEST_FILE, readFileSync(VIEWER_REQUEST_FILE, "utf8"), VIEWER_LINE, `const VIEWER = ${JSON.stringify(viewer)}; // @viewer`);
+  return render(VIEWER_REQUEST_FILE, bake(VIEWER_REQUEST_FILE, source, FALLBACK_LINE, `const FALLBACK = ${JSON.stringify(fallback)}; // @fallback`));
+}
+
+export function viewerResponseCode(viewer: ViewerSettings): string {
+  return render(VIEWER_RESPONSE_FILE, bake(VIEWER_RESPONSE_FILE, readFileSync(VIEWER_RESPONSE_FILE, "utf8"), VIEWER_LINE, `const VIEWER = ${JSON.stringify(viewer)}; // @viewer`));
+}
+
+function bake(file: string, source: string, line: RegExp, replacement: string): string {
+  if (!line.test(source)) throw new Error(`${file} lacks the line ${line.source}`);
+  // A function, so that "$" in a value is not read as a replacement pattern.
+  return source.replace(line, () => replacement);
 }
 
 const IMPORT_LINE = /^import .* from '(cloudfront|crypto)';$/gm;

@@ -165,7 +165,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         // A function-generated response goes straight back, uncached. Assumed here: the viewer-response function
         // does not run for it (the docs are silent for CloudFront Functions; the router's 503 carries nothing it renames).
         // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/function-code-choose-purpose.html
-        return send(res, method, applied, viewer.requestId, functionResponse(result.output), "FunctionGeneratedResponse from cloudfront");
+        return send(res, method, applied, viewer, functionResponse(result.output), "FunctionGeneratedResponse from cloudfront", setCookieHeaders(result.output.cookies ?? {}));
       }
       request = result.output;
       originId = result.originId ?? originId;
@@ -179,7 +179,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     if (fault !== undefined && fault.latencyMs > 0) await new Promise((r) => setTimeout(r, fault.latencyMs));
     if (fault !== undefined && fault.errorRate > 0 && Math.random() < fault.errorRate) {
       const injected: OriginResponse = { statusCode: 503, statusDescription: "Service Unavailable", headers: { "content-type": { value: "text/plain" } }, body: Buffer.from(`injected fault on slot ${originId}\n`) };
-      return send(res, method, applied, viewer.requestId, injected, "Error from cloudfront");
+      return send(res, method, applied, viewer, injected, "Error from cloudfront");
     }
 
     // The cache key is the URI after the viewer-request rewrite and nothing else: the cache policy includes no
@@ -209,7 +209,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     } else {
       response = { ...response, headers: { ...response.headers, ...extra } };
     }
-    return send(res, method, applied, viewer.requestId, response, xCache, setCookieHeaders(cookies));
+    return send(res, method, applied, viewer, response, xCache, setCookieHeaders(cookies));
   }
 
   async function admin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -303,15 +303,23 @@ function functionResponse(output: CloudFrontResponse): OriginResponse {
   return { statusCode: output.statusCode, statusDescription: output.statusDescription ?? "", headers: output.headers ?? {}, body: Buffer.from(body, encoding) };
 }
 
-function send(res: ServerResponse, method: string, applied: AppliedState, requestId: string, response: OriginResponse, xCache: string, setCookie: string[] = []): void {
+function send(res: ServerResponse, method: string, applied: AppliedState, viewer: ViewerRequestInput & { requestId: string }, response: OriginResponse, xCache: string, setCookie: string[] = []): void {
   const headers = headersToNode(response.headers);
   // The response headers policy is applied to every response the edge sends, errors included (an assumption
   // where the AWS page is silent). https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/understanding-response-headers-policies.html
   for (const [name, { value, override }] of Object.entries(applied.responseHeaders)) {
     if (override || headers[name] === undefined) headers[name] = value;
   }
+  // CORS: a request with an Origin header gets Access-Control-Allow-Origin when its origin is allowed ("*" allows any
+  // and is sent as "*"). Preflights (OPTIONS) are not emulated: the edge answers only GET and HEAD.
+  const origin = viewer.headers?.origin?.value;
+  const cors = applied.cors;
+  if (cors !== undefined && origin !== undefined && (cors.override || headers["access-control-allow-origin"] === undefined)) {
+    if (cors.origins.includes("*")) headers["access-control-allow-origin"] = "*";
+    else if (cors.origins.includes(origin)) headers["access-control-allow-origin"] = origin;
+  }
   headers["x-cache"] = xCache;
-  headers["x-amz-cf-id"] = requestId;
+  headers["x-amz-cf-id"] = viewer.requestId;
   headers["x-amz-cf-pop"] = "LOCAL";
   headers["content-length"] = String(response.body.length);
   if (setCookie.length > 0) headers["set-cookie"] = setCookie;

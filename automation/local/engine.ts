@@ -179,6 +179,7 @@ function appliedState(program: ProgramResult, version: number): AppliedState {
     origins,
     targetOriginId: String(behaviour.targetOriginId),
     responseHeaders: headersPolicy === undefined ? {} : policyHeaders(headersPolicy),
+    cors: headersPolicy === undefined ? undefined : policyCors(headersPolicy),
     ttl: { min: Number(cache.minTtl ?? 0), default: Number(cache.defaultTtl ?? 86_400), max: Number(cache.maxTtl ?? 31_536_000) },
     outputs: program.outputs,
     resources: Object.fromEntries(resources.map((r) => [`${r.type}::${r.name}`, createHash("sha256").update(JSON.stringify(r.inputs)).digest("hex")])),
@@ -190,6 +191,15 @@ function resourceChanges(before: Record<string, string>, after: Record<string, s
   for (const [urn, hash] of Object.entries(after)) changes[before[urn] === undefined ? "create" : before[urn] === hash ? "same" : "update"]++;
   changes.delete = Object.keys(before).filter((urn) => after[urn] === undefined).length;
   return Object.fromEntries(Object.entries(changes).filter(([, n]) => n > 0));
+}
+
+/** The CORS part of a response headers policy: which request origins get Access-Control-Allow-Origin.
+ * https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ResponseHeadersPolicyCorsConfig.html */
+function policyCors(policy: Inputs): AppliedState["cors"] {
+  const cors = policy.corsConfig as Inputs | undefined;
+  if (cors === undefined) return undefined;
+  const origins = ((cors.accessControlAllowOrigins as Inputs | undefined)?.items as unknown[] | undefined) ?? [];
+  return { origins: origins.map(String), override: cors.originOverride === true };
 }
 
 /** The headers a response headers policy adds, as CloudFront writes them.

@@ -29,6 +29,8 @@ export interface AppliedState {
   targetOriginId: string;
   /** Response headers policy: header name (lower case) → value and whether it overrides the origin's. */
   responseHeaders: Record<string, { value: string; override: boolean }>;
+  /** The response headers policy's CORS settings: the allowed origins ("*" for any). */
+  cors?: { origins: string[]; override: boolean };
   /** Cache policy TTLs in seconds. */
   ttl: { min: number; default: number; max: number };
   outputs: Record<string, unknown>;

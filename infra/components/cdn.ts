@@ -2,7 +2,7 @@
 // router functions on every request and the security headers on every response.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { SLOTS, type Environment, type Slot } from "../config";
+import { SLOTS, type EmbeddingConfig, type Environment, type Slot } from "../config";
 
 export const CDN_TYPE = "picasso:widget:Cdn";
 
@@ -22,7 +22,12 @@ export interface CdnArgs {
   domain?: string;
   /** ACM certificate in us-east-1 for `domain`. @default the CloudFront default certificate */
   certificateArn?: string;
+  /** Who may frame the widget and read its assets (stack config `embedding`). */
+  embedding: Pick<EmbeddingConfig, "corsOrigins" | "frameAncestors">;
 }
+
+/** A year: what CloudFront keeps any object for (see the cache policy). */
+const YEAR_SECONDS = 31_536_000;
 
 export class Cdn extends pulumi.ComponentResource {
   public readonly distribution: aws.cloudfront.Distribution;
@@ -40,13 +45,17 @@ export class Cdn extends pulumi.ComponentResource {
     // /<slot>/<release>/<path> before the cache lookup, so slot and release are already in the key;
     // cookies (the per-viewer stickiness cookie above all), headers and query strings would only split the cache.
     // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/controlling-the-cache-key.html
+    // A release's prefix never changes once uploaded, so CloudFront keeps every object a year, whatever its
+    // Cache-Control says (the minimum TTL wins over a shorter max-age or no-cache): the CDN's TTL lives here, and the
+    // Cache-Control viewers get is set by the viewer-response function.
+    // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/Expiration.html
     const cachePolicy = new aws.cloudfront.CachePolicy(
       `${name}-cache`,
       {
-        comment: "picasso-widget: URI-only cache key; TTLs follow the objects' Cache-Control",
-        minTtl: 0,
-        defaultTtl: 60,
-        maxTtl: 31_536_000,
+        comment: "picasso-widget: URI-only cache key; release prefixes are immutable, kept a year",
+        minTtl: YEAR_SECONDS,
+        defaultTtl: YEAR_SECONDS,
+        maxTtl: YEAR_SECONDS,
         parametersInCacheKeyAndForwardedToOrigin: {
           cookiesConfig: { cookieBehavior: "none" },
           headersConfig: { headerBehavior: "none" },
@@ -58,17 +67,33 @@ export class Cdn extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const { corsOrigins, frameAncestors } = args.embedding;
     const securityHeaders = new aws.cloudfront.ResponseHeadersPolicy(
       `${name}-security-headers`,
       {
-        comment: "picasso-widget: HSTS, nosniff, frame and referrer policy",
+        comment: "picasso-widget: HSTS, nosniff, frame-ancestors, referrer policy, CORS for embedding pages",
         securityHeadersConfig: {
           // Two years with includeSubdomains and preload: the HSTS preload list requires at least one year.
           // https://hstspreload.org/#submission-requirements
           strictTransportSecurity: { accessControlMaxAgeSec: 63_072_000, includeSubdomains: true, preload: true, override: true },
           contentTypeOptions: { override: true },
-          frameOptions: { frameOption: "DENY", override: true },
+          // The widget is framed by customers' pages: CSP frame-ancestors names who may (X-Frame-Options can only say
+          // DENY or SAMEORIGIN, and a browser ignores it when frame-ancestors is present).
+          // https://developer.mozilla.org/docs/Web/HTTP/Headers/Content-Security-Policy/frame-ancestors
+          contentSecurityPolicy: { contentSecurityPolicy: `frame-ancestors ${frameAncestors.join(" ")}`, override: true },
+          // Same-origin requests carry the page's full URL, which the router reads to serve a path-absolute reference
+          // from the page's own release (infra/router/viewer-request.js); other origins get the origin only.
           referrerPolicy: { referrerPolicy: "strict-origin-when-cross-origin", override: true },
+        },
+        // CloudFront answers a CORS request (one with an Origin header) with Access-Control-Allow-Origin when the
+        // origin is in the list, or "*" for any. https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/understanding-response-headers-policies.html#understanding-response-headers-policies-cors
+        corsConfig: {
+          accessControlAllowCredentials: false,
+          accessControlAllowHeaders: { items: ["*"] },
+          accessControlAllowMethods: { items: ["GET", "HEAD"] },
+          accessControlAllowOrigins: { items: corsOrigins },
+          accessControlMaxAgeSec: 600,
+          originOverride: true,
         },
       },
       { parent: this },

@@ -3,7 +3,7 @@
 // stable slot (baked in as the KVS-failure fallback) or the router source changes.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "../config";
+import { viewerSettings, type StackConfig } from "../config";
 import { viewerRequestCode, viewerResponseCode } from "../routerCode";
 import { encodeRoutingRecord, ROUTING_KEY, routingRecord } from "../routing";
 
@@ -48,8 +48,8 @@ export class Router extends pulumi.ComponentResource {
       `${name}-viewer-request`,
       {
         runtime: FUNCTION_RUNTIME,
-        comment: "picasso-widget: pick the slot, rewrite the URI to its release prefix",
-        code: viewerRequestCode({ slot: config.stable, release: config.slots[config.stable].release ?? "" }),
+        comment: "picasso-widget: pick the slot, rewrite the URI to its release prefix, redirect entry points to their release",
+        code: viewerRequestCode({ slot: config.stable, release: config.slots[config.stable].release ?? "" }, viewerSettings(config.embedding)),
         keyValueStoreAssociations: [this.keyValueStore.arn],
         publish: true,
       },
@@ -59,8 +59,8 @@ export class Router extends pulumi.ComponentResource {
       `${name}-viewer-response`,
       {
         runtime: FUNCTION_RUNTIME,
-        comment: "picasso-widget: slot/release headers and the stickiness cookie",
-        code: viewerResponseCode(),
+        comment: "picasso-widget: slot/release headers, viewer Cache-Control, the stickiness cookie",
+        code: viewerResponseCode(viewerSettings(config.embedding)),
         publish: true,
       },
       childOpts,

@@ -127,11 +127,30 @@ describe("stack config rejected by the schema", function () {
       change: (r) => (r.slots = { blue: { release: "r1" }, green: {} }),
       message: /picasso-widget:weights\.green = 10: expected 0 while slots\.green has no release$/,
     },
+    {
+      title: "a CORS origin with a path",
+      change: (r) => (r.embedding = { corsOrigins: ["https://customer.example/page"] }),
+      message: /picasso-widget:embedding\.corsOrigins\.0 = "https:\/\/customer\.example\/page": expected "\*", or origins such as https:\/\/customer\.example \(scheme, lower-case host, optional port\)$/,
+    },
+    {
+      title: "a wildcard host in corsOrigins (frame-ancestors allows one)",
+      change: (r) => (r.embedding = { corsOrigins: ["https://*.customer.example"], frameAncestors: ["https://*.customer.example"] }),
+      message: /picasso-widget:embedding\.corsOrigins\.0 = "https:\/\/\*\.customer\.example": expected "\*", or origins/,
+    },
+    {
+      title: '"*" next to other origins',
+      change: (r) => (r.embedding = { frameAncestors: ["*", "https://customer.example"] }),
+      message: /picasso-widget:embedding\.frameAncestors = \["\*","https:\/\/customer\.example"\]: expected "\*" alone, or a list of origins without it$/,
+    },
+    { title: "an empty frameAncestors", change: (r) => (r.embedding = { frameAncestors: [] }), message: /picasso-widget:embedding\.frameAncestors = \[\]: expected at least one of / },
+    { title: "cookieSameSite: none", change: (r) => (r.embedding = { cookieSameSite: "none" }), message: /picasso-widget:embedding\.cookieSameSite = "none": expected 'None', 'Lax' or 'Strict'$/ },
+    { title: "entryMaxAgeSeconds a day and a second", change: (r) => (r.embedding = { entryMaxAgeSeconds: 86_401 }), message: /picasso-widget:embedding\.entryMaxAgeSeconds = 86401: expected an integer from 0 to 86400$/ },
   ];
 
   it("gives the analysis keys defaults, so a stack file written before them still parses", function () {
     const config = parseStackConfig(validRaw(), "staging", { hasPreviewToken: true });
     expect(config.rollout).to.deep.include({ maxErrorRate: 0.02, failureThreshold: 2, confidence: 0.99, minErrors: 5, maxTransportErrorRate: 0.01 });
+    expect(config.embedding).to.deep.equal({ corsOrigins: ["*"], frameAncestors: ["*"], cookieSameSite: "None", cookiePartitioned: true, entryMaxAgeSeconds: 0 });
   });
 
   for (const c of cases) {

@@ -164,7 +164,12 @@ for (const stack of ["dev", "staging", "production", "local"]) {
       const security = headers.inputs.securityHeadersConfig as Record<string, Record<string, unknown>>;
       expect(security.strictTransportSecurity).to.include({ includeSubdomains: true, preload: true });
       expect(security.strictTransportSecurity.accessControlMaxAgeSec).to.be.at.least(31_536_000);
-      expect(security.frameOptions.frameOption).to.equal("DENY");
+      // Framed by customers' pages: who may frame it is CSP frame-ancestors (stack config embedding.frameAncestors).
+      expect(security.frameOptions).to.equal(undefined);
+      expect(security.contentSecurityPolicy).to.deep.equal({ contentSecurityPolicy: "frame-ancestors *", override: true });
+      const cors = headers.inputs.corsConfig as Record<string, Record<string, unknown>>;
+      expect(cors.accessControlAllowOrigins).to.deep.equal({ items: ["*"] });
+      expect(cors.accessControlAllowMethods).to.deep.equal({ items: ["GET", "HEAD"] });
       expect(security.referrerPolicy.referrerPolicy).to.equal("strict-origin-when-cross-origin");
       expect(security.contentTypeOptions).to.deep.equal({ override: true });
     });

@@ -21,7 +21,7 @@ describe("local cloud: engine and faults", function () {
   });
 
   const errorShare = async (slot: Slot, n: number) => {
-    const responses = await many(n, 32, () => t.get("/assets/widget.css", { cookie: VIEWER[slot] }));
+    const responses = await many(n, 32, () => t.get("/version.json", { cookie: VIEWER[slot] }));
     return responses.filter((r) => r.status >= 500).length / n;
   };
 
@@ -34,7 +34,7 @@ describe("local cloud: engine and faults", function () {
   it("adds an injected latency to the slot's measured latency only", async () => {
     t.cloud.setFault("local", "green", { errorRate: 0, latencyMs: 150 });
     const median = async (slot: Slot) => {
-      const ms = (await many(40, 8, () => t.get("/assets/widget.css", { cookie: VIEWER[slot] }))).map((r) => r.ms).sort((a, b) => a - b);
+      const ms = (await many(40, 8, () => t.get("/version.json", { cookie: VIEWER[slot] }))).map((r) => r.ms).sort((a, b) => a - b);
       return ms[ms.length >> 1];
     };
     expect(await median("green")).to.be.at.least(150);
@@ -44,10 +44,10 @@ describe("local cloud: engine and faults", function () {
   it("takes faults set by another process: through the state folder and through the edge's admin endpoint", async () => {
     // A second FaultStore on the same folder is what `bluegreen local fault` in another process uses.
     new FaultStore(t.cloud.stateDir).setSlotFault("local", "blue", { errorRate: 1, latencyMs: 0 });
-    expect((await t.get("/", { cookie: VIEWER.blue })).status).to.equal(503);
+    expect((await t.get("/version.json", { cookie: VIEWER.blue })).status).to.equal(503);
     const res = await fetch(`${t.cloud.url}/_bluegreen/faults`, { method: "POST", body: JSON.stringify({ stack: "local", clear: true }) });
     expect(res.status).to.equal(200);
-    expect((await t.get("/", { cookie: VIEWER.blue })).status).to.equal(200);
+    expect((await t.get("/version.json", { cookie: VIEWER.blue })).status).to.equal(200);
     const bad = await fetch(`${t.cloud.url}/_bluegreen/faults`, { method: "POST", body: JSON.stringify({ stack: "local", slot: "green", errorRate: 2 }) });
     expect(bad.status).to.equal(400);
     expect(await bad.text()).to.contain("error-rate = 2: expected a number from 0 to 1");
@@ -84,7 +84,7 @@ describe("local cloud: engine and faults", function () {
 
   it("records an injected up failure as a failed entry, and the edge keeps serving the previous routing", async () => {
     // At 60% green, bucket 55 is green; the failed up would have sent it back to blue.
-    expect((await t.get("/", { cookie: "bg-bucket=55" })).headers["x-bluegreen-slot"]).to.equal("green");
+    expect((await t.get("/version.json", { cookie: "bg-bucket=55" })).headers["x-bluegreen-slot"]).to.equal("green");
     t.cloud.failUps("local", { skip: 0, fail: 1 });
     let failure: unknown;
     await t.deploy({ ...BOTH_RELEASES, ...weights(20) }, "green at 20%").catch((err: unknown) => (failure = err));
@@ -92,7 +92,7 @@ describe("local cloud: engine and faults", function () {
     const [latest] = await t.stack.history();
     expect(latest).to.include({ result: "failed", message: "green at 20%" });
     expect(JSON.parse(latest.config["picasso-widget:weights"].value)).to.deep.equal({ blue: 80, green: 20 });
-    expect((await t.get("/", { cookie: "bg-bucket=55" })).headers["x-bluegreen-slot"]).to.equal("green");
+    expect((await t.get("/version.json", { cookie: "bg-bucket=55" })).headers["x-bluegreen-slot"]).to.equal("green");
     expect((await t.stack.outputs()).edgeUrl.value).to.equal(t.cloud.url);
   });
 

@@ -19,16 +19,16 @@ describe("local cloud: routing through the edge", function () {
     await t?.close();
   });
 
-  const stylesheet = (slot: Slot) => readFileSync(path.join(RELEASE_DIR, RELEASES[slot], "assets", "widget.css"));
+  const versionFile = (slot: Slot) => readFileSync(path.join(RELEASE_DIR, RELEASES[slot], "version.json"));
 
   async function greenShareOfFreshViewers(): Promise<number> {
     // A cacheable path: after the first miss per slot the edge answers from its cache, as CloudFront would.
     const slots = await many(FRESH_VIEWERS, 32, async () => {
-      const res = await t.get("/assets/widget.css");
+      const res = await t.get("/version.json");
       expect(res.status).to.equal(200);
       const slot = res.headers["x-bluegreen-slot"] as Slot;
       // The body is the release the slot holds, as the header says.
-      expect(res.body.equals(stylesheet(slot))).to.equal(true);
+      expect(res.body.equals(versionFile(slot))).to.equal(true);
       return slot;
     });
     return slots.filter((s) => s === "green").length / FRESH_VIEWERS;
@@ -54,9 +54,11 @@ describe("local cloud: routing through the edge", function () {
     if (weight === 10) {
       it("gives first-time viewers a bucket cookie that matches the slot they were sent to", async () => {
         returning = await many(300, 16, async () => {
+          // The entry point answers with a redirect to the chosen release's URL, and the bucket cookie with it.
           const res = await t.get("/");
+          expect(res.status).to.equal(302);
           const bucket = Number(bucketCookie(res));
-          const slot = res.headers["x-bluegreen-slot"] as Slot;
+          const slot = String(res.headers.location).split("/")[2] as Slot;
           expect(slot).to.equal(bucket < 10 ? "green" : "blue");
           return { cookie: `bg-bucket=${bucket}`, slot, bucket };
         });
@@ -69,28 +71,30 @@ describe("local cloud: routing through the edge", function () {
         for (const viewer of returning) {
           const res = await t.get("/", { cookie: viewer.cookie });
           const expected = viewer.slot === "green" || viewer.bucket < 50 ? "green" : "blue";
-          expect(res.headers["x-bluegreen-slot"], `viewer in bucket ${viewer.bucket}`).to.equal(expected);
+          expect(res.headers.location, `viewer in bucket ${viewer.bucket}`).to.equal(`/_r/${expected}/${RELEASES[expected]}/`);
           // A returning viewer's cookie is left alone.
           expect(res.headers["set-cookie"]).to.equal(undefined);
         }
       });
 
       it("never serves one slot's bytes for the other's, though both hold different bytes at the same paths", async () => {
-        const paths = ["/", "/index.html", "/version.json", "/assets/widget.css"];
+        // A release-qualified entry document ("/" names the page "index.html") and unqualified paths routed by the cookie.
+        const paths = ["/", "/index.html", "/version.json"];
         const expected = (slot: Slot, p: string) => readFileSync(path.join(RELEASE_DIR, RELEASES[slot], p === "/" ? "index.html" : p.slice(1)));
         for (const p of paths) expect(expected("blue", p).equals(expected("green", p)), p).to.equal(false);
         const results = await many(800, 32, async (i) => {
           // Interleaved: alternate slots (by cookie) and paths, so cached entries of both slots are live at once.
           const bucket = i % 2 === 0 ? 10 : 90;
           const p = paths[Math.floor(i / 2) % paths.length];
-          const res = await t.get(p, { cookie: `bg-bucket=${bucket}` });
           const slot: Slot = bucket < 50 ? "green" : "blue";
+          const url = p === "/version.json" ? p : `/_r/${slot}/${RELEASES[slot]}${p}`;
+          const res = await t.get(url, { cookie: `bg-bucket=${bucket}` });
           expect(res.status).to.equal(200);
           expect(res.headers["x-bluegreen-slot"]).to.equal(slot);
           expect(res.body.equals(expected(slot, p)), `${p} for a ${slot} viewer`).to.equal(true);
           return res.headers["x-cache"];
         });
-        // The cache took part: the immutable-per-release stylesheet was served from it.
+        // The cache took part: the immutable-per-release objects were served from it.
         expect(results.filter((x) => x === "Hit from cloudfront").length).to.be.greaterThan(100);
       });
     }

@@ -16,12 +16,13 @@ import {
   type KeyValueLookup,
   type ViewerRequestInput,
 } from "../../automation/local/cloudfrontRuntime";
-import type { Slot } from "../../infra/config";
-import { MAX_FUNCTION_CODE_BYTES, viewerRequestCode, viewerResponseCode, type Fallback } from "../../infra/routerCode";
+import { embeddingSchema, viewerSettings, type Slot } from "../../infra/config";
+import { MAX_FUNCTION_CODE_BYTES, viewerRequestCode, viewerResponseCode, type Fallback, type ViewerSettings } from "../../infra/routerCode";
 import { decodeRoutingRecord, encodeRoutingRecord, ROUTING_KEY, ROUTING_RECORD_PATTERN, sha256Hex, type RoutingRecord } from "../../infra/routing";
 
 const PREVIEW_TOKEN = "test-preview-token:with-a-colon";
 const RELEASES = { blue: "r1", green: "r2" };
+const VIEWER: ViewerSettings = viewerSettings(embeddingSchema.parse({}));
 
 function record(stable: Slot, newWeight: number, overrides: Partial<RoutingRecord> = {}): RoutingRecord {
   const next: Slot = stable === "blue" ? "green" : "blue";
@@ -40,10 +41,11 @@ class Router {
   routing: string | undefined;
   store: KeyValueLookup | undefined = (key) => (key === ROUTING_KEY ? this.routing : undefined);
   private readonly viewerRequest: CloudFrontFunction;
-  private readonly viewerResponse = compileCloudFrontFunction(viewerResponseCode(), { filename: "viewer-response.js" });
+  private readonly viewerResponse: CloudFrontFunction;
 
-  constructor(fallback: Fallback, initial?: RoutingRecord) {
-    this.viewerRequest = compileCloudFrontFunction(viewerRequestCode(fallback), { kvs: () => this.store, filename: "viewer-request.js" });
+  constructor(fallback: Fallback, initial?: RoutingRecord, viewer: ViewerSettings = VIEWER) {
+    this.viewerRequest = compileCloudFrontFunction(viewerRequestCode(fallback, viewer), { kvs: () => this.store, filename: "viewer-request.js" });
+    this.viewerResponse = compileCloudFrontFunction(viewerResponseCode(viewer), { filename: "viewer-response.js" });
     this.routing = initial && encodeRoutingRecord(initial);
   }
 
@@ -83,7 +85,7 @@ describe("router (viewer-request + viewer-response functions)", () => {
         const router = new Router({ slot: "blue", release: "r1" }, record("blue", weight));
         let green = 0;
         for (let i = 0; i < 10_000; i++) {
-          const { originId } = await router.request({ uri: "/", requestId: newRequestId() });
+          const { originId } = await router.request({ uri: "/version.json", requestId: newRequestId() });
           if (originId === "green") green++;
           else expect(originId).to.equal("blue");
         }
@@ -101,13 +103,13 @@ describe("router (viewer-request + viewer-response functions)", () => {
         const router = new Router({ slot: stable, release: RELEASES[stable] }, record(stable, 10));
         const viewers: { cookies: FieldMap; slots: string[] }[] = [];
         for (let i = 0; i < 2_000; i++) {
-          const first = await router.visit({ uri: "/" });
+          const first = await router.visit({ uri: "/version.json" });
           viewers.push({ cookies: bucketCookie(first.response), slots: [first.slot!] });
         }
         for (const weight of [10, 25, 50, 75, 100]) {
           router.setRecord(record(stable, weight));
           for (const viewer of viewers) {
-            const again = await router.visit({ uri: "/", cookies: viewer.cookies });
+            const again = await router.visit({ uri: "/version.json", cookies: viewer.cookies });
             expect(again.response.cookies, "a returning viewer gets no new cookie").to.deep.equal({});
             viewer.slots.push(again.slot!);
           }
@@ -130,8 +132,8 @@ describe("router (viewer-request + viewer-response functions)", () => {
       for (const value of ["abc", "100", "-1", "", "4.5"]) {
         for (let i = 0; i < 20; i++) {
           const requestId = newRequestId();
-          const withCookie = await router.visit({ uri: "/", requestId, cookies: { "bg-bucket": { value } } });
-          const without = await router.visit({ uri: "/", requestId });
+          const withCookie = await router.visit({ uri: "/version.json", requestId, cookies: { "bg-bucket": { value } } });
+          const without = await router.visit({ uri: "/version.json", requestId });
           expect(withCookie.slot, `bg-bucket=${value}`).to.equal(without.slot);
           expect(withCookie.response.cookies["bg-bucket"], `bg-bucket=${value} is replaced`).to.deep.equal(without.response.cookies["bg-bucket"]);
         }
@@ -143,16 +145,16 @@ describe("router (viewer-request + viewer-response functions)", () => {
     it("routes the right token to the named slot even at weight 0, without forwarding the header", async () => {
       const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0));
       const headers = { "x-bluegreen-preview": { value: `${PREVIEW_TOKEN}:green` }, accept: { value: "*/*" } };
-      const { slot, forwarded } = await router.visit({ uri: "/", headers });
+      const { slot, forwarded } = await router.visit({ uri: "/version.json", headers });
       expect(slot).to.equal("green");
-      expect(forwarded!.uri).to.equal("/green/r2/index.html");
+      expect(forwarded!.uri).to.equal("/green/r2/version.json");
       expect(forwarded!.headers).to.deep.equal({ accept: { value: "*/*" } });
     });
 
     it("ignores a wrong token and still strips the header", async () => {
       const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0));
       for (const value of ["wrong-token:green", `${PREVIEW_TOKEN}x:green`, "green", `:green`, `${PREVIEW_TOKEN}:purple`]) {
-        const { slot, forwarded } = await router.visit({ uri: "/", headers: { "x-bluegreen-preview": { value } } });
+        const { slot, forwarded } = await router.visit({ uri: "/version.json", headers: { "x-bluegreen-preview": { value } } });
         expect(slot, value).to.equal("blue");
         expect(forwarded!.headers, value).to.deep.equal({});
       }
@@ -160,8 +162,107 @@ describe("router (viewer-request + viewer-response functions)", () => {
 
     it("ignores even the right token when the record's preview hash is empty", async () => {
       const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0, { preview: "" }));
-      const { slot } = await router.visit({ uri: "/", headers: { "x-bluegreen-preview": { value: `${PREVIEW_TOKEN}:green` } } });
+      const { slot } = await router.visit({ uri: "/version.json", headers: { "x-bluegreen-preview": { value: `${PREVIEW_TOKEN}:green` } } });
       expect(slot).to.equal("blue");
+    });
+  });
+
+  describe("skew protection: a page and its assets from one release", () => {
+    const host = { host: { value: "d111.cloudfront.net" } };
+
+    /** A cookieless page load: the entry point, then its assets resolved against the redirect's URL as a browser does. */
+    async function pageLoad(router: Router, refs: string[]): Promise<{ location: string; served: string[] }> {
+      const entry = await router.request({ uri: "/", headers: host });
+      expect(isResponse(entry.output), "the entry point answers itself").to.equal(true);
+      const response = entry.output as CloudFrontResponse;
+      expect(response.statusCode).to.equal(302);
+      const location = response.headers.location.value;
+      const page = new URL(location, "https://d111.cloudfront.net");
+      const served: string[] = [];
+      for (const ref of [page.pathname, ...refs]) {
+        const url = new URL(ref, page);
+        const { forwarded, slot } = await router.visit({ uri: url.pathname, headers: { ...host, referer: { value: page.href } } });
+        served.push(`${slot} ${forwarded!.uri}`);
+      }
+      return { location, served };
+    }
+
+    it("redirects every cookieless page load to one release-qualified URL whose assets all come from that slot and release, at each weight", async () => {
+      const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0));
+      // Relative, dot-relative, a lazy chunk, the page's own fetch("version.json"), and a path-absolute reference.
+      const refs = ["assets/app.3f9a.js", "./assets/app.css", "assets/chunk.51c2.js", "version.json", "/assets/font.woff2"];
+      for (const weight of [0, 10, 25, 50, 75, 100]) {
+        router.setRecord(record("blue", weight));
+        const seen = new Set<string>();
+        for (let i = 0; i < 200; i++) {
+          const { location, served } = await pageLoad(router, refs);
+          const [, , slot, release] = location.split("/");
+          seen.add(slot);
+          expect(served, location).to.deep.equal([
+            `${slot} /${slot}/${release}/index.html`,
+            ...["assets/app.3f9a.js", "assets/app.css", "assets/chunk.51c2.js", "version.json", "assets/font.woff2"].map((f) => `${slot} /${slot}/${release}/${f}`),
+          ]);
+          expect(release).to.equal(RELEASES[slot as Slot]);
+        }
+        if (weight === 0) expect([...seen]).to.deep.equal(["blue"]);
+        else if (weight === 100) expect([...seen]).to.deep.equal(["green"]);
+        else expect([...seen].sort(), `weight ${weight}`).to.deep.equal(["blue", "green"]);
+      }
+    });
+
+    it("serves a release-qualified URL from its slot and release whatever the record says, and without reading it", async () => {
+      const router = new Router({ slot: "blue", release: "r1" }, record("blue", 100));
+      // The page was opened on r0 two rollouts ago; blue now holds r3, green r2, and the store cannot be read at all.
+      router.setRecord(record("green", 0, { releases: { blue: "r3", green: "r2" } }));
+      router.store = () => {
+        throw new Error("the page's assets must not depend on the routing record");
+      };
+      const { slot, forwarded, response } = await router.visit({ uri: "/_r/blue/r0/assets/chunk.51c2.js" });
+      expect(slot).to.equal("blue");
+      expect(forwarded!.uri).to.equal("/blue/r0/assets/chunk.51c2.js");
+      expect(response.headers["cache-control"]).to.deep.equal({ value: "public, max-age=31536000, immutable" });
+      expect(response.cookies, "a qualified URL is not routed by weight: no bucket").to.deep.equal({});
+    });
+
+    it("redirects an entry point with its query string, the entry Cache-Control and, for a first-time viewer only, the bucket its next visit routes by", async () => {
+      const router = new Router({ slot: "blue", release: "r1" }, record("blue", 50));
+      const querystring = { theme: { value: "dark" }, tag: { value: "a", multiValue: [{ value: "a" }, { value: "b%20c" }] }, flag: { value: "" } };
+      for (let i = 0; i < 100; i++) {
+        const first = (await router.request({ uri: "/docs/page.html", querystring })).output as CloudFrontResponse;
+        const [, , slot, release] = first.headers.location.value.split("/");
+        expect(first.headers.location.value).to.equal(`/_r/${slot}/${release}/docs/page.html?theme=dark&tag=a&tag=b%20c&flag`);
+        expect(first.headers["cache-control"]).to.deep.equal({ value: "private, no-cache" });
+        const cookies = bucketCookie(first);
+        expect(first.cookies["bg-bucket"].attributes).to.equal(VIEWER.cookie);
+        const again = (await router.request({ uri: "/", cookies })).output as CloudFrontResponse;
+        expect(again.headers.location.value, "the returning viewer's slot").to.equal(`/_r/${slot}/${release}/`);
+        expect(again.cookies, "a returning viewer gets no new cookie").to.deep.equal({});
+      }
+    });
+
+    it("redirects an entry point with the preview token to the named slot, even at weight 0", async () => {
+      const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0));
+      const { output } = await router.request({ uri: "/", headers: { "x-bluegreen-preview": { value: `${PREVIEW_TOKEN}:green` } } });
+      expect((output as CloudFrontResponse).headers.location.value).to.equal("/_r/green/r2/");
+    });
+
+    it("ignores a Referer from another host or an unqualified page", async () => {
+      const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0));
+      for (const referer of ["https://customer.example/_r/green/r2/", "https://d111.cloudfront.net/", "https://d111.cloudfront.net/_r/purple/r2/"]) {
+        const { forwarded } = await router.visit({ uri: "/assets/font.woff2", headers: { ...host, referer: { value: referer } } });
+        expect(forwarded!.uri, referer).to.equal("/blue/r1/assets/font.woff2");
+      }
+    });
+
+    it("bakes the stack's embedding settings into both functions", async () => {
+      const viewer = viewerSettings(embeddingSchema.parse({ cookieSameSite: "Lax", cookiePartitioned: false, entryMaxAgeSeconds: 30 }));
+      const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0), viewer);
+      const entry = (await router.request({ uri: "/" })).output as CloudFrontResponse;
+      expect(entry.headers["cache-control"]).to.deep.equal({ value: "private, max-age=30" });
+      expect(entry.cookies["bg-bucket"].attributes).to.equal("Path=/; Max-Age=86400; Secure; SameSite=Lax");
+      const { response } = await router.visit({ uri: "/version.json" });
+      expect(response.headers["cache-control"]).to.deep.equal({ value: "private, max-age=30" });
+      expect(response.cookies["bg-bucket"].attributes).to.equal("Path=/; Max-Age=86400; Secure; SameSite=Lax");
     });
   });
 
@@ -188,9 +289,10 @@ describe("router (viewer-request + viewer-response functions)", () => {
         const router = new Router(fallback, record("blue", 50));
         breakIt(router);
         for (let i = 0; i < 20; i++) {
-          const { slot, forwarded } = await router.visit({ uri: "/docs/" });
+          const { slot, forwarded } = await router.visit({ uri: "/docs/app.js" });
           expect(slot).to.equal("green");
-          expect(forwarded!.uri).to.equal("/green/r9/docs/index.html");
+          expect(forwarded!.uri).to.equal("/green/r9/docs/app.js");
+          expect((await router.request({ uri: "/docs/" })).output).to.deep.include({ statusCode: 302 });
         }
       });
     }
@@ -210,14 +312,14 @@ describe("router (viewer-request + viewer-response functions)", () => {
   });
 
   describe("request rewriting", () => {
-    it("prefixes the URI with /<slot>/<release> and serves index.html for / and trailing-slash paths", async () => {
+    it("prefixes the URI with /<slot>/<release>, and serves index.html for release-qualified trailing-slash paths", async () => {
       const router = new Router({ slot: "blue", release: "r1" }, record("blue", 100));
       const cases: [string, string][] = [
-        ["/", "/green/r2/index.html"],
-        ["/docs/", "/green/r2/docs/index.html"],
         ["/docs", "/green/r2/docs"],
         ["/assets/app.3f9a.js", "/green/r2/assets/app.3f9a.js"],
         ["/version.json", "/green/r2/version.json"],
+        ["/_r/blue/r0/", "/blue/r0/index.html"],
+        ["/_r/green/r2/docs/", "/green/r2/docs/index.html"],
       ];
       for (const [uri, rewritten] of cases) {
         const { forwarded } = await router.visit({ uri });
@@ -233,15 +335,17 @@ describe("router (viewer-request + viewer-response functions)", () => {
       };
       const cookies = { session: { value: "abc" }, "bg-bucket": { value: "42" } };
       const querystring = { q: { value: "a%20b" }, tag: { value: "x", multiValue: [{ value: "x" }, { value: "y" }] } };
-      const { forwarded } = await router.visit({ method: "HEAD", uri: "/index.html", headers, cookies, querystring });
+      const { forwarded } = await router.visit({ method: "HEAD", uri: "/_r/blue/r1/index.html", headers, cookies, querystring });
       expect(forwarded).to.deep.equal({ method: "HEAD", uri: "/blue/r1/index.html", headers, cookies, querystring });
     });
 
     it("answers 503 itself when the chosen slot has no release", async () => {
       const router = new Router({ slot: "blue", release: "r1" }, record("blue", 100, { releases: { blue: "r1", green: "" } }));
-      const { output, originId } = await router.request({ uri: "/" });
-      expect(output).to.deep.include({ statusCode: 503 });
-      expect(originId).to.equal(undefined);
+      for (const uri of ["/", "/version.json"]) {
+        const { output, originId } = await router.request({ uri });
+        expect(output, uri).to.deep.include({ statusCode: 503 });
+        expect(originId).to.equal(undefined);
+      }
     });
 
     it("answers 503 when the KVS fails and the baked fallback has no release", async () => {
@@ -254,20 +358,21 @@ describe("router (viewer-request + viewer-response functions)", () => {
   describe("viewer-response", () => {
     it("renames the object metadata headers and sets the bucket cookie for a first-time viewer", async () => {
       const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0));
-      const { response } = await router.visit({ uri: "/" });
+      const { response } = await router.visit({ uri: "/version.json" });
       expect(response.headers).to.deep.equal({
+        "cache-control": { value: "private, no-cache" },
         "content-type": { value: "text/html" },
         "x-bluegreen-slot": { value: "blue" },
         "x-bluegreen-release": { value: "r1" },
       });
-      expect(response.cookies["bg-bucket"].attributes).to.equal("Path=/; Max-Age=86400; Secure; SameSite=Lax");
+      expect(response.cookies["bg-bucket"].attributes).to.equal("Path=/; Max-Age=86400; Secure; SameSite=None; Partitioned");
       expect(response.cookies["bg-bucket"].value).to.match(/^[0-9]{1,2}$/);
     });
 
     it("sets no cookie for a viewer that already has a valid bucket", async () => {
       const router = new Router({ slot: "blue", release: "r1" }, record("blue", 0));
       for (const value of ["0", "7", "99"]) {
-        const { response } = await router.visit({ uri: "/", cookies: { "bg-bucket": { value } } });
+        const { response } = await router.visit({ uri: "/version.json", cookies: { "bg-bucket": { value } } });
         expect(response.cookies, value).to.deep.equal({});
         expect(response.headers["x-bluegreen-slot"]).to.deep.equal({ value: "blue" });
       }
@@ -300,8 +405,10 @@ describe("router (viewer-request + viewer-response functions)", () => {
   describe("size", () => {
     it("keeps each rendered function under the 10 KB CloudFront Functions limit", () => {
       // The longest fallback line the program can bake: a release id at its longest plausible length.
-      const request = Buffer.byteLength(viewerRequestCode({ slot: "green", release: "r".repeat(64) }), "utf8");
-      const response = Buffer.byteLength(viewerResponseCode(), "utf8");
+      // The longest viewer settings too: every option on, the longest entry Cache-Control.
+      const viewer = viewerSettings(embeddingSchema.parse({ entryMaxAgeSeconds: 86_400 }));
+      const request = Buffer.byteLength(viewerRequestCode({ slot: "green", release: "r".repeat(64) }, viewer), "utf8");
+      const response = Buffer.byteLength(viewerResponseCode(viewer), "utf8");
       expect(request).to.be.below(MAX_FUNCTION_CODE_BYTES);
       expect(response).to.be.below(MAX_FUNCTION_CODE_BYTES);
     });
