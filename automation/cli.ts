@@ -2,10 +2,10 @@
 // wrapper prints a failure as one line on stderr and sets the exit code.
 import yargs, { type Arguments, type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
-import { ConfigError } from "../infra/config";
 import { version } from "../package.json";
 import { auditCommand } from "./auditCommands";
 import { EXIT, exitCodeOf } from "./errors";
+import { JobSummary } from "./jobSummary";
 import { driverCommands } from "./commands/driver";
 import { localCommands } from "./local/commands";
 
@@ -47,7 +47,9 @@ export async function main(argv: string[]): Promise<number> {
     await parser.parseAsync();
     return EXIT.ok;
   } catch (err) {
-    const code = err instanceof CliUsage || err instanceof ConfigError ? EXIT.badInput : exitCodeOf(err);
+    const code = err instanceof CliUsage ? EXIT.badInput : exitCodeOf(err);
+    // A command writes its own job summary; a command line yargs refused never reached one.
+    if (err instanceof CliUsage) new JobSummary({ command: reached?.join(" ") ?? argv.find((a) => !a.startsWith("-")) ?? "" }).write(process.env, code, err);
     process.stderr.write(`bluegreen: ${err instanceof Error ? err.message : String(err)}\n`);
     return code;
   }

@@ -4,14 +4,14 @@ import { releaseIdProblem, rolloutSchema, type Slot, type StackConfig } from "..
 import { OperatorNeededError, RolledBackError, StackLockedError, UsageError } from "./errors";
 import { describeHolder, driverStateDir, StackState } from "./journal";
 import { notify } from "./notify";
-import { deploySummaryMarkdown, Reporter } from "./output";
+import type { Reporter } from "./output";
 import { planRollout } from "./plan";
 import { HttpProber } from "./prober";
 import { buildManifest, pruneReleases, readManifest, readRelease, sameBytes, uploadRelease, type Manifest } from "./releases";
 import { runRollout, systemClock, type DeployReport } from "./rollout";
 import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from "./history";
 import { parseConfigMap, readLiveConfig, restoreConfig, syncSecretsFromLive } from "./stackConfig";
-import { actor, awaitNewDistribution, edgeOf, faultNote, openTarget, type LocalCloud, type Target } from "./targets";
+import { actor, awaitNewDistribution, edgeOf, faultNote, openTarget, viewerUrl, type LocalCloud, type Target } from "./targets";
 
 export interface DeployOptions {
   stack: string;
@@ -91,6 +91,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
   const release = manifest.release;
   const dryRun = shipment.dryRun ?? false;
   const { stack } = target;
+  reporter.summary.note({ stack: stack.name, release });
   const state = new StackState(driverStateDir(target.stateRoot, stack.name));
   // The lock first: a rollout in progress has a journal too, and must be reported as running, not as interrupted.
   let lock = dryRun ? undefined : await state.acquire(`${shipment.action} ${release}`);
@@ -133,6 +134,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     const live = await readLiveConfig(stack);
     const deployedMap = deployed ? syncSecretsFromLive(deployed.config, live.map) : undefined;
     const { config, previewToken } = deployedMap ? parseConfigMap(deployedMap, stack.name) : live;
+    reporter.summary.note({ config });
     if (config.weights[config.stable] !== 100) {
       throw new OperatorNeededError(
         `stack ${stack.name} is not settled (weights ${JSON.stringify(config.weights)}, stable ${config.stable}); run: bluegreen rollback --stack ${stack.name}`,
@@ -145,11 +147,12 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     const nextRevision = highestRevision(history, config.revision) + 1;
     const plan = planRollout(config, { release, steps: shipment.steps, bakeMs: shipment.bakeMs, nextRevision });
     const candidate: Slot = plan.candidate;
+    reporter.summary.note({ plan });
 
     if (dryRun) {
       reporter.emit({ kind: "info", message: `dry run: ${release} (${Object.keys(manifest.files).length} files) → ${candidate}; steps ${plan.steps.join(", ")}; bake ${plan.bakeMs} ms; revisions ${plan.firstRevision}..${plan.firstRevision + plan.steps.length}; nothing changed` });
       const dry = { result: "dry-run", stack: stack.name, release, slot: candidate, stable: config.stable, plan };
-      reporter.finish(dry, `### bluegreen deploy ${stack.name} (dry run)\n\n${release} → ${candidate}, steps ${plan.steps.join(", ")}`, `dry run: nothing changed`);
+      reporter.finish(dry, `Dry run: ${release} (${Object.keys(manifest.files).length} files) would go to ${candidate}; nothing changed.`, `dry run: nothing changed`);
       return undefined;
     }
 
@@ -188,7 +191,9 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
 
     const holder = lock?.ok ? lock.holder : undefined;
     if (!holder) throw new Error("unreachable: a deploy that is not a dry run holds the lock");
-    const prober = new HttpProber(edgeOf(target, outputs));
+    const edge = edgeOf(target, outputs);
+    reporter.summary.note({ viewerUrl: viewerUrl(edge) });
+    const prober = new HttpProber(edge);
     let report: DeployReport;
     try {
       report = await runRollout(
@@ -230,7 +235,8 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     });
     await notify(config.webhooks, `bluegreen ${stack.name}: ${release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
     const headline = report.result === "succeeded" ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `${report.result}: ${report.rollback?.reason}`;
-    reporter.finish(report, deploySummaryMarkdown(report), headline);
+    reporter.summary.note({ report });
+    reporter.finish(report, "", headline);
     if (report.result === "rolled-back") throw new RolledBackError(`${release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);
     if (report.result === "failed") throw new OperatorNeededError(`${release} at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);
     return report;

@@ -1,5 +1,6 @@
 // Typed failures; the CLI's single top-level handler maps each to its exit code.
 // 0 done; 1 rolled back (traffic back on the stable slot); 2 bad input, nothing changed; 3 operator needed.
+import { ConfigError } from "../infra/config";
 
 export const EXIT = { ok: 0, rolledBack: 1, badInput: 2, operatorNeeded: 3 } as const;
 
@@ -30,6 +31,8 @@ export class OperatorNeededError extends ExitError {
 /** Another rollout holds the stack's lock. Bad input from the caller's point of view: nothing changed. */
 export class StackLockedError extends UsageError {}
 
+/** The exit code a failure means: its own, bad input for a stack config value the schema rejects, else operator needed. */
 export function exitCodeOf(err: unknown): number {
+  if (err instanceof ConfigError) return EXIT.badInput;
   return err instanceof ExitError ? err.exitCode : EXIT.operatorNeeded;
 }

@@ -1,12 +1,13 @@
 // Human progress on stderr (a live step table on a terminal, plain lines in CI or a pipe; NO_COLOR honoured), one JSON report
-// on stdout with --json, and a Markdown job summary appended to $GITHUB_STEP_SUMMARY when it is set.
-// https://docs.github.com/en/actions/writing-workflows/choosing-what-your-workflow-does/workflow-commands-for-github-actions#adding-a-job-summary
-import { appendFileSync } from "node:fs";
+// on stdout with --json, and the GitHub job summary (jobSummary.ts) once the command's exit code is known.
+import { JobSummary } from "./jobSummary";
 import type { TrafficPlan } from "./plan";
-import type { BakeProgress, DeployReport, Progress, ProgressEvent, StepReport } from "./rollout";
+import type { BakeProgress, Progress, ProgressEvent, StepReport } from "./rollout";
 
 export interface OutputOptions {
   json: boolean;
+  /** The command as typed (`deploy`, `promote`), for the job summary's title. */
+  command?: string;
   stderr?: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean; columns?: number; rows?: number };
   stdout?: { write(s: string): boolean };
   env?: NodeJS.ProcessEnv;
@@ -216,6 +217,8 @@ export class Reporter implements Progress {
   private readonly c: ReturnType<typeof colors>;
   /** Set on a terminal (not in CI, not TERM=dumb): the step table redraws in place; elsewhere each line prints once. */
   private readonly live: LiveTable | undefined;
+  /** What the command learns as it runs, for the job summary written when it exits. */
+  readonly summary: JobSummary;
 
   constructor(private readonly opts: OutputOptions) {
     this.err = opts.stderr ?? process.stderr;
@@ -224,6 +227,7 @@ export class Reporter implements Progress {
     const tty = Boolean((this.err as { isTTY?: boolean }).isTTY) && !this.env.CI && this.env.TERM !== "dumb";
     this.c = colors(this.env, tty);
     this.live = tty ? new LiveTable(this.err, this.c) : undefined;
+    this.summary = new JobSummary({ command: opts.command ?? "" });
   }
 
   emit(event: ProgressEvent): void {
@@ -257,19 +261,17 @@ export class Reporter implements Progress {
     else this.err.write(colour(text) + "\n");
   }
 
-  /** The final report: JSON on stdout when asked, a summary line on stderr, and the GitHub job summary. */
+  /** The final report: JSON on stdout when asked, a summary line on stderr; `summaryMarkdown` goes into the job summary. */
   finish(report: object, summaryMarkdown: string, headline: string): void {
     this.live?.end();
     if (this.opts.json) this.out.write(JSON.stringify(report, null, 2) + "\n");
     this.err.write(this.c.bold(headline) + "\n");
-    if (this.env.GITHUB_STEP_SUMMARY) appendFileSync(this.env.GITHUB_STEP_SUMMARY, summaryMarkdown + "\n");
+    if (summaryMarkdown !== "") this.summary.note({ section: summaryMarkdown });
   }
-}
 
-export function deploySummaryMarkdown(r: DeployReport): string {
-  const head = `### bluegreen deploy ${r.stack}: ${r.release} on ${r.slot} — ${r.result}`;
-  const rows = r.steps.map((s) => `| ${s.weight}% | ${s.observedShare.toFixed(1)}% | ${s.verdict} | ${s.metrics ? (100 * s.metrics[r.slot].errorRate).toFixed(1) + "%" : "-"} | ${s.metrics ? s.metrics[r.slot].p95Ms.toFixed(1) : "-"} |`);
-  const table = ["| weight | observed | verdict | new-slot errors | new-slot p95 ms |", "|---:|---:|---|---:|---:|", ...rows].join("\n");
-  const rb = r.rollback ? `\n\n**Rolled back** at ${r.rollback.weight}%: ${r.rollback.reason} (restored in ${r.rollback.restoreMs} ms)` : "";
-  return `${head}\n\n${table}${rb}\n\nDuration: ${(r.durationMs / 1000).toFixed(1)} s`;
+  /** The command is over, with this exit code: the job summary is written ($GITHUB_STEP_SUMMARY), whatever the code. */
+  close(exitCode: number, error?: unknown): void {
+    this.live?.end();
+    this.summary.write(this.env, exitCode, error);
+  }
 }

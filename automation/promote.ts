@@ -3,7 +3,7 @@
 // uploaded through the same path as a deploy (S1 and S2 may live in different AWS accounts, where CopyObject between
 // them would need cross-account bucket policies), re-read from S2's bucket and checked again before traffic moves.
 import type { Slot, StackConfig } from "../infra/config";
-import { requireApprovals } from "./approvals";
+import { requireApprovals, type Approver } from "./approvals";
 import { shipRelease } from "./deploy";
 import { UsageError } from "./errors";
 import { readHistory } from "./history";
@@ -36,6 +36,7 @@ export interface ServedRelease {
 }
 
 export async function promote(opts: PromoteOptions, reporter: Reporter): Promise<DeployReport | undefined> {
+  reporter.summary.note({ stack: opts.to, from: opts.from });
   if (opts.from === opts.to) throw new UsageError(`--to = ${JSON.stringify(opts.to)}: expected a stack other than --from`);
   const source = await openTarget(opts.from, { cloud: opts.cloud });
   try {
@@ -50,7 +51,11 @@ export async function promote(opts: PromoteOptions, reporter: Reporter): Promise
           bodies: served.bodies,
           subject: `--from = ${JSON.stringify(opts.from)} (release ${served.release})`,
           proveUpload: true,
-          beforeChange: (config) => passGate(target, config, served, opts),
+          beforeChange: async (config) => {
+            const details = await passGate(target, config, served, opts);
+            if (details.approvers) reporter.summary.note({ approvers: details.approvers });
+            return details;
+          },
         },
         reporter,
       );
@@ -112,7 +117,7 @@ async function servedRelease(source: Target, reporter: Reporter): Promise<Served
 }
 
 /** The target's approval gate, checked before anything changes; the approvers are recorded before the rollout. */
-async function passGate(target: Target, config: StackConfig, served: ServedRelease, opts: PromoteOptions): Promise<Record<string, unknown>> {
+async function passGate(target: Target, config: StackConfig, served: ServedRelease, opts: PromoteOptions): Promise<{ promotedFrom: Record<string, string>; approvers?: Approver[] }> {
   const started = Date.now();
   const approvers = await requireApprovals({ stack: target.stack.name, gate: config.approvals, commandLine: opts.approve, env: opts.env });
   const promotedFrom = { stack: served.stack, slot: served.slot, release: served.release };

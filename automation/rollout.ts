@@ -1,7 +1,7 @@
 // The rollout state machine: stage → verify candidate → (set weight → up → verify routing → bake → judge)* → done,
 // or revert to the exact pre-rollout config. All I/O is injected: stack, prober, clock, progress, journal.
 import { createHash } from "node:crypto";
-import type { Slot, StackConfig } from "../infra/config";
+import type { RolloutConfig, Slot, StackConfig } from "../infra/config";
 import { browserGateFor, type BrowserGateResult, type BrowserGateRunner } from "./browserGate";
 import { analyseStep, binomialTailAtLeast, RolloutJudge, type Finding, type Sample, type SlotMetrics, type StepAnalysis, type Thresholds, type Verdict } from "./analysis";
 import type { LockHolder, StackState } from "./journal";
@@ -79,6 +79,10 @@ export interface DeployReport {
   release: string;
   slot: Slot;
   stable: Slot;
+  /** The steps planned (weights in percent) and the bake of each; `steps` holds those that ran. */
+  plan: { steps: number[]; bakeMs: number };
+  /** The judgement's settings this rollout ran with (stack config rollout). */
+  thresholds: RolloutConfig;
   steps: StepReport[];
   rollback: RollbackReport | null;
   durationMs: number;
@@ -136,6 +140,8 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     release: plan.release,
     slot: plan.candidate,
     stable,
+    plan: { steps: plan.steps, bakeMs: plan.bakeMs },
+    thresholds: config.rollout,
     steps,
     rollback,
     durationMs: deps.clock.now() - started,

@@ -188,6 +188,17 @@ export function edgeOf(target: Target, outputs: OutputMap): EdgeTarget {
 }
 
 /**
+ * Where a person sees what viewers see. A local stack's host is `<stack>.bluegreen.localhost`, which browsers resolve
+ * to loopback (RFC 6761), so the edge's port with that host reaches the stack from a browser too.
+ */
+export function viewerUrl(edge: EdgeTarget): string {
+  if (!edge.local || !edge.host) return new URL("/", edge.url).toString();
+  const url = new URL("/", edge.url);
+  url.hostname = edge.host;
+  return url.toString();
+}
+
+/**
  * Waits once, after the update that created the stack's distribution, for CloudFront to report it Deployed: its
  * first deployment takes minutes, and the first rollout would otherwise time out waiting for the edge. Later updates
  * do not wait (traffic moves through the KeyValueStore, which the driver verifies at the edge itself).

@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from "yargs";
 import type { Slot } from "../../infra/config";
 import { deploy, parseDuration, parseSteps } from "../deploy";
-import { UsageError } from "../errors";
+import { exitCodeOf, EXIT, UsageError } from "../errors";
 import { history, status, verify } from "../inspect";
 import { Reporter } from "../output";
 import { promote } from "../promote";
@@ -10,6 +10,22 @@ import { rollback } from "../rollback";
 
 const stackOption = { type: "string", demandOption: true, describe: "stack name (dev, staging, production, local, local-<name>)" } as const;
 const jsonOption = { type: "boolean", default: false, describe: "print one JSON report on stdout" } as const;
+
+/**
+ * Runs a command with its Reporter and writes the job summary whatever the outcome, with the exit code the CLI will
+ * return (an input the handler itself rejects included).
+ */
+async function reported(command: string, a: { json: boolean; stack?: string }, run: (reporter: Reporter) => Promise<unknown>): Promise<void> {
+  const reporter = new Reporter({ json: a.json, command });
+  if (a.stack !== undefined) reporter.summary.note({ stack: a.stack });
+  try {
+    await run(reporter);
+  } catch (err) {
+    reporter.close(exitCodeOf(err), err);
+    throw err;
+  }
+  reporter.close(EXIT.ok);
+}
 
 interface Common {
   stack: string;
@@ -29,12 +45,10 @@ const deployCommand: CommandModule<object, Common & { artifact: string; release:
       .option("bake", { type: "string", nargs: 1, describe: "probe time per step, e.g. 60s (default: the stack's)" })
       .option("json", jsonOption)
       .option("dry-run", { type: "boolean", default: false, describe: "print the plan; change nothing" }) as never,
-  handler: async (a) => {
-    await deploy(
-      { stack: a.stack, artifact: a.artifact, release: a.release, steps: parseSteps(a.steps), bakeMs: parseDuration("--bake", a.bake), json: a.json, dryRun: a["dry-run"] },
-      new Reporter({ json: a.json }),
-    );
-  },
+  handler: (a) =>
+    reported("deploy", a, (reporter) =>
+      deploy({ stack: a.stack, artifact: a.artifact, release: a.release, steps: parseSteps(a.steps), bakeMs: parseDuration("--bake", a.bake), json: a.json, dryRun: a["dry-run"] }, reporter),
+    ),
 };
 
 const rollbackCommand: CommandModule<object, Common & { to?: string }> = {
@@ -47,9 +61,7 @@ const rollbackCommand: CommandModule<object, Common & { to?: string }> = {
       // keeps `--to -1` this flag's value (then rejected by name) rather than a short flag -1.
       .option("to", { type: "string", nargs: 1, describe: "update version to restore (see bluegreen history)" })
       .option("json", jsonOption) as never,
-  handler: async (a) => {
-    await rollback({ stack: a.stack, to: parseUpdateVersion("--to", a.to) }, new Reporter({ json: a.json }));
-  },
+  handler: (a) => reported("rollback", a, (reporter) => rollback({ stack: a.stack, to: parseUpdateVersion("--to", a.to) }, reporter)),
 };
 
 /** An update version as `pulumi stack history` numbers them: 1, 2, 3, ... */
@@ -65,27 +77,21 @@ const verifyCommand: CommandModule<object, Common & { slot?: Slot }> = {
   command: "verify",
   describe: "check that the stable slot takes all viewers, or that --slot passes its checks through the preview route",
   builder: (y: Argv) => y.option("stack", stackOption).option("slot", { choices: ["blue", "green"] as const }).option("json", jsonOption) as never,
-  handler: async (a) => {
-    await verify({ stack: a.stack, slot: a.slot }, new Reporter({ json: a.json }));
-  },
+  handler: (a) => reported("verify", a, (reporter) => verify({ stack: a.stack, slot: a.slot }, reporter)),
 };
 
 const statusCommand: CommandModule<object, Common> = {
   command: "status",
   describe: "show the stable slot, releases, weights and any rollout in flight",
   builder: (y: Argv) => y.option("stack", stackOption).option("json", jsonOption) as never,
-  handler: async (a) => {
-    await status(a.stack, new Reporter({ json: a.json }));
-  },
+  handler: (a) => reported("status", a, (reporter) => status(a.stack, reporter)),
 };
 
 const historyCommand: CommandModule<object, Common> = {
   command: "history",
   describe: "show the stack's update history and audit log",
   builder: (y: Argv) => y.option("stack", stackOption).option("json", jsonOption) as never,
-  handler: async (a) => {
-    await history(a.stack, new Reporter({ json: a.json }));
-  },
+  handler: (a) => reported("history", a, (reporter) => history(a.stack, reporter)),
 };
 
 const promoteCommand: CommandModule<object, { from: string; to: string; approve?: string[]; json: boolean }> = {
@@ -97,9 +103,7 @@ const promoteCommand: CommandModule<object, { from: string; to: string; approve?
       .option("to", { type: "string", demandOption: true, describe: "target stack: gets the release through its own rollout" })
       .option("approve", { type: "string", array: true, describe: "role=login approval, repeatable (local stacks only; others read GitHub)" })
       .option("json", jsonOption) as never,
-  handler: async (a) => {
-    await promote({ from: a.from, to: a.to, approve: a.approve ?? [] }, new Reporter({ json: a.json }));
-  },
+  handler: (a) => reported("promote", a, (reporter) => promote({ from: a.from, to: a.to, approve: a.approve ?? [] }, reporter)),
 };
 
 export const driverCommands = [deployCommand, promoteCommand, rollbackCommand, verifyCommand, statusCommand, historyCommand] as CommandModule[];

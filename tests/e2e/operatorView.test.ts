@@ -1,13 +1,16 @@
-// What an operator sees of a real rollout on the local cloud, through the CLI in a child process: the live view on a
-// real pseudo-terminal, rendered by a terminal emulator (@xterm/headless) at the width the terminal had.
+// What an operator sees of real rollouts on the local cloud, through the CLI in a child process: the live view on a
+// real pseudo-terminal, rendered by a terminal emulator (@xterm/headless) at the width the terminal had, and the GitHub
+// job summary the same runs write for every exit code (0, 1, 2 and 3).
 import { Terminal } from "@xterm/headless";
 import { expect } from "chai";
 import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { deploy } from "../../automation/deploy";
 import { REPO_ROOT } from "../../automation/local/state";
 import { Reporter } from "../../automation/output";
-import { RELEASES_DIR, startE2E, type E2E } from "./support";
+import type { ConfigMap } from "../../automation/port";
+import { PREVIEW_TOKEN, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
 
 const BIN = path.join(REPO_ROOT, "bin", "bluegreen.js");
 
@@ -93,12 +96,40 @@ function stepRows(screen: Screen, total: number): Map<number, string[]> {
   return byStep;
 }
 
+/** GitHub's default variables as a workflow run has them. */
+const GITHUB = { GITHUB_SERVER_URL: "https://github.com", GITHUB_REPOSITORY: "acme/widget", GITHUB_RUN_ID: "4242", GITHUB_SHA: "0123456789abcdef0123456789abcdef01234567" };
+const RUN_LINK = "[acme/widget #4242](https://github.com/acme/widget/actions/runs/4242)";
+const COMMIT_LINK = "[`0123456`](https://github.com/acme/widget/commit/0123456789abcdef0123456789abcdef01234567)";
+const PROD = "local-prod";
+
 describe("what the operator sees of a rollout", function () {
   this.timeout(180_000);
   let e2e: E2E;
+  const summaryFile = (name: string) => path.join(e2e.stateDir, `summary-${name}.md`);
+  const summaryOf = (name: string) => {
+    const file = summaryFile(name);
+    expect(existsSync(file), `${file} written`).to.equal(true);
+    return readFileSync(file, "utf8");
+  };
+  const gitHubEnv = (name: string) => ({ ...GITHUB, GITHUB_STEP_SUMMARY: summaryFile(name) });
+  /** The Markdown table rows of the summary's step table. */
+  const stepTableRows = (md: string) => md.split("\n").filter((l) => /^\| \d+ \| \d+% \|/.test(l));
+  const mermaidBlocks = (md: string) => [...md.matchAll(/```mermaid\n([\s\S]*?)```/g)].map((m) => m[1]);
+
+  /** The browser gate on or off in a stack's config (it costs seconds; only the rollout the HTML report shows needs it). */
+  async function browserGate(stack: string, enabled: boolean): Promise<ConfigMap> {
+    const current = await (await e2e.cloud.stack(stack)).getAllConfig();
+    const verification = JSON.parse(current["picasso-widget:verification"].value) as { browserGate?: object };
+    return { "picasso-widget:verification": { value: JSON.stringify({ ...verification, browserGate: { ...verification.browserGate, enabled } }), secret: false } };
+  }
 
   before(async () => {
     e2e = await startE2E();
+    // Fresh stacks: config set now is what their first rollout reads (no update yet to sync from).
+    await (await e2e.cloud.stack("local")).setAllConfig(await browserGate("local", false));
+    // A production stand-in with an approval gate, for the promotion.
+    const gate = { required: ["tech-lead", "ops-lead"], holders: { "tech-lead": ["alice-lead"], "ops-lead": ["omar-ops"] } };
+    await (await e2e.cloud.stack(PROD)).setAllConfig({ ...(await browserGate(PROD, false)), "picasso-widget:approvals": { value: JSON.stringify(gate), secret: false } });
     // The first release, in this process (a warm program worker): blue becomes the stable slot.
     const quiet = new Reporter({ json: false, stderr: { write: () => true }, env: {} });
     await deploy({ stack: "local", artifact: path.join(RELEASES_DIR, "1.0.0"), release: "1.0.0", json: false, dryRun: false }, quiet, { cloud: e2e.cloud });
@@ -108,9 +139,66 @@ describe("what the operator sees of a rollout", function () {
     await e2e?.close();
   });
 
-  describe("the live view on a terminal", () => {
-    it("redraws one row per step in place at 80 columns, none wrapped, the bake counting down with its probes and errors", async () => {
-      const run = await runOnTerminal(e2e, 80, ["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--release", "2.0.0", "--bake", "1s", "--json"], path.join(e2e.stateDir, "deploy-2.0.0.json"));
+  describe("a rollout reverted at 50 percent (exit 1) on a 200-column terminal", () => {
+    let run: TerminalRun;
+    before(async () => {
+      // The staging up and the first two steps' ups succeed; the third step's up fails: reverted at 50 percent.
+      e2e.cloud.failUps("local", { skip: 3, fail: 1 });
+      try {
+        run = await runOnTerminal(e2e, 200, ["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--release", "2.0.0", "--bake", "0s"], path.join(e2e.stateDir, "deploy-2.0.0.out"), gitHubEnv("exit1"));
+      } finally {
+        e2e.cloud.clearFaults("local");
+      }
+    });
+
+    it("shows the failed step, the steps not run and the revert, each step once", () => {
+      const shown = run.screen.rows.join("\n");
+      expect(run.code, shown).to.equal(1);
+      const rows = stepRows(run.screen, 5);
+      for (const step of [1, 2, 3, 4, 5]) expect(rows.get(step), `step ${step} on the final screen:\n${shown}`).to.have.length(1);
+      expect(rows.get(1)![0]).to.match(/^✓ 1\/5 {2}10% {2}observed +\d+\.\d% of \d+ viewers {2}passed {2}blue \d+ req \d+\.\d% err p95 \d+\.\d ms \| green \d+ req/);
+      expect(rows.get(3)![0]).to.match(/^✗ 3\/5 {2}50% {2}up-failed: pulumi up failed at 50%/);
+      expect(rows.get(4)![0]).to.equal("  4/5  75%  not run");
+      expect(rows.get(5)![0]).to.equal("  5/5 100%  not run");
+      expect(run.screen.wrapped, `rows the terminal wrapped at 200 columns:\n${shown}`).to.deep.equal([]);
+      expect(shown).to.match(/rolled back: pulumi up failed at 50%/);
+    });
+
+    it("writes a job summary with the steps run, the failed one and those not run, and where traffic went back", () => {
+      const md = summaryOf("exit1");
+      expect(md).to.match(/^### ↩️ bluegreen deploy `local`: 2\.0\.0 on green — rolled-back \(exit 1\)$/m);
+      expect(md).to.match(/^> \*\*exit 1, rolled back, traffic is back on the stable slot:\*\* 2\.0\.0 rolled back at 50%: pulumi up failed at 50%/m);
+      expect(stepTableRows(md).map((r) => r.split(" | ").slice(0, 3).join(" | "))).to.deep.equal([
+        "| 1 | 10% | ✅ passed",
+        "| 2 | 25% | ✅ passed",
+        "| 3 | 50% | ❌ up-failed: pulumi up failed at 50%: code: -2",
+        "| 4 | 75% | not run",
+        "| 5 | 100% | not run",
+      ]);
+      expect(md).to.include("| blue | 1.0.0 · 100% · stable | 1.0.0 · 100% · stable |");
+      expect(md).to.include("| green | (none) · 0% · candidate | 2.0.0 · 0% · idle, rolled back |");
+      expect(md).to.match(/\*\*Rolled back\*\* at step 3 \(50%\): pulumi up failed at 50%/);
+      // The charts have the two steps that measured something.
+      for (const chart of mermaidBlocks(md)) expect(chart).to.include('x-axis "step (weight)" ["1 (10%)", "2 (25%)"]');
+      expect(md).to.include(`**Commit:** ${COMMIT_LINK}`);
+    });
+  });
+
+  describe("a rollout that completes (exit 0) on an 80-column terminal", () => {
+    let run: TerminalRun;
+    before(async () => {
+      // This rollout's browser gate runs: its screenshots go into the HTML report.
+      await e2e.tune({ verification: { browserGate: { enabled: true } } });
+      run = await runOnTerminal(
+        e2e,
+        80,
+        ["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--release", "2.0.0", "--bake", "1s", "--json"],
+        path.join(e2e.stateDir, "report-2.0.0.json"),
+        gitHubEnv("exit0"),
+      );
+    });
+
+    it("redraws one row per step in place, none wrapped, the bake counting down with its probes and errors", () => {
       const shown = run.screen.rows.join("\n");
       expect(run.code, shown).to.equal(0);
       const rows = stepRows(run.screen, 5);
@@ -129,24 +217,89 @@ describe("what the operator sees of a rollout", function () {
       expect(run.raw).to.include("\u001b[32m");
     });
 
-    it("shows the failed step, the steps not run and the revert at 200 columns, each step once", async () => {
-      // The staging up and the first two steps' ups succeed; the third step's up fails: reverted at 50 percent.
-      e2e.cloud.failUps("local", { skip: 3, fail: 1 });
-      try {
-        const run = await runOnTerminal(e2e, 200, ["deploy", "--stack", "local", "--artifact", e2e.release("3.0.0"), "--release", "3.0.0", "--bake", "0s"], path.join(e2e.stateDir, "deploy-3.0.0.out"));
-        const shown = run.screen.rows.join("\n");
-        expect(run.code, shown).to.equal(1);
-        const rows = stepRows(run.screen, 5);
-        for (const step of [1, 2, 3, 4, 5]) expect(rows.get(step), `step ${step} on the final screen:\n${shown}`).to.have.length(1);
-        expect(rows.get(1)![0]).to.match(/^✓ 1\/5 {2}10% {2}observed +\d+\.\d% of \d+ viewers {2}passed {2}blue \d+ req \d+\.\d% err p95 \d+\.\d ms \| green \d+ req/);
-        expect(rows.get(3)![0]).to.match(/^✗ 3\/5 {2}50% {2}up-failed: pulumi up failed at 50%/);
-        expect(rows.get(4)![0]).to.equal("  4/5  75%  not run");
-        expect(rows.get(5)![0]).to.equal("  5/5 100%  not run");
-        expect(run.screen.wrapped, `rows the terminal wrapped at 200 columns:\n${shown}`).to.deep.equal([]);
-        expect(shown).to.match(/rolled back: pulumi up failed at 50%/);
-      } finally {
-        e2e.cloud.clearFaults("local");
+    it("writes a job summary with both slots, every step, the links, the thresholds and charts of share, errors and p95", () => {
+      const md = summaryOf("exit0");
+      expect(md).to.match(/^### ✅ bluegreen deploy `local`: 2\.0\.0 on green — succeeded \(exit 0\)$/m);
+      expect(md).to.include(`**Viewers:** http://local.bluegreen.localhost:${new URL(e2e.cloud.url).port}/`);
+      expect(md).to.include(`**CI run:** ${RUN_LINK}`);
+      expect(md).to.include(`**Commit:** ${COMMIT_LINK}`);
+      expect(md).to.include("| blue | 1.0.0 · 100% · stable | 1.0.0 · 0% · idle, the rollback target |");
+      expect(md).to.include("| green | (none) · 0% · candidate | 2.0.0 · 100% · stable |");
+      const steps = stepTableRows(md);
+      expect(steps.map((r) => r.split(" | ").slice(0, 3).join(" | "))).to.deep.equal(["| 1 | 10% | ✅ passed", "| 2 | 25% | ✅ passed", "| 3 | 50% | ✅ passed", "| 4 | 75% | ✅ passed", "| 5 | 100% | ✅ passed"]);
+      for (const row of steps) expect(row).to.match(/\| \d+\.\d% of \d+ \| \d+\.\d+% \(\d+\/\d+\) \| \d+\.\d ms \| \d+\.\d+% \(\d+\/\d+\) \| \d+\.\d ms \|$/);
+      const charts = mermaidBlocks(md);
+      expect(charts.map((c) => /title "([^"]+)"/.exec(c)?.[1])).to.deep.equal(["Traffic on green: weight (bars), observed share (line)", "Error rate: green (bars), blue (line)", "p95 latency: green (bars), blue (line)"]);
+      for (const chart of charts) {
+        expect(chart).to.match(/^xychart-beta\n/);
+        expect(chart).to.include('x-axis "step (weight)" ["1 (10%)", "2 (25%)", "3 (50%)", "4 (75%)", "5 (100%)"]');
+        expect(chart).to.match(/ {2}bar \[(-?\d+(\.\d+)?, ){4}-?\d+(\.\d+)?\]/);
+        expect(chart).to.match(/ {2}line \[(-?\d+(\.\d+)?, ){4}-?\d+(\.\d+)?\]/);
       }
+      expect(charts[0]).to.include("bar [10, 25, 50, 75, 100]");
+      expect(charts[0]).to.include('y-axis "percent" 0 --> 100');
+      expect(charts[1]).to.match(/y-axis "percent" 0 --> \d/);
+      expect(md).to.include("| max error rate | 5.0% |");
+      expect(md).to.include("| bake per step | 1 s |");
+      expect(md).to.match(/\*\*Browser gate\*\*: passed/);
+      expect(md).to.not.include(PREVIEW_TOKEN);
+    });
+  });
+
+  describe("a promotion with approvers (exit 0)", () => {
+    it("titles the summary as a promotion from one stack to the other and names the approvers and their roles", async () => {
+      const res = await e2e.cli(["promote", "--from", "local", "--to", PROD, "--approve", "tech-lead=alice-lead", "--approve", "ops-lead=omar-ops"], gitHubEnv("promote"));
+      expect(res.code, res.stderr).to.equal(0);
+      const md = summaryOf("promote");
+      expect(md).to.match(/^### ✅ bluegreen promotion `local` → `local-prod`: 2\.0\.0 on blue — succeeded \(exit 0\)$/m);
+      expect(md).to.match(/\*\*Approved by\*\* alice-lead \(tech-lead; command-line \(local stack only\)\), omar-ops \(ops-lead; command-line \(local stack only\)\)/);
+      expect(stepTableRows(md).map((r) => r.split(" | ").slice(0, 3).join(" | "))).to.deep.equal(["| 1 | 100% | ✅ passed"]);
+      expect(md).to.include(`**CI run:** ${RUN_LINK}`);
+      expect(md).to.not.match(/bluegreen deploy/);
+    });
+  });
+
+  describe("bad input (exit 2)", () => {
+    // Two child processes at once: each pays the CLI's start-up, and neither changes anything.
+    let byValue: CliResult;
+    let byFlag: CliResult;
+    before(async () => {
+      [byValue, byFlag] = await Promise.all([
+        e2e.cli(["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--release", "two point oh"], gitHubEnv("exit2-value")),
+        e2e.cli(["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--relase", "4.0.0"], gitHubEnv("exit2-flag")),
+      ]);
+    });
+
+    it("writes a job summary naming the refused value when the command rejects it", () => {
+      expect(byValue.code, byValue.stderr).to.equal(2);
+      const md = summaryOf("exit2-value");
+      expect(md).to.match(/^### ⛔ bluegreen deploy `local` — bad input, nothing changed \(exit 2\)$/m);
+      expect(md).to.match(/^> \*\*exit 2, bad input, nothing changed:\*\* --release = "two point oh": expected /m);
+      expect(md).to.include(`**CI run:** ${RUN_LINK}`);
+    });
+
+    it("writes a job summary when the command line itself is refused (a mistyped flag)", () => {
+      expect(byFlag.code, byFlag.stderr).to.equal(2);
+      const md = summaryOf("exit2-flag");
+      expect(md).to.match(/^### ⛔ bluegreen deploy — bad input, nothing changed \(exit 2\)$/m);
+      expect(md).to.match(/^> \*\*exit 2, bad input, nothing changed:\*\* unknown option --relase \(did you mean --release\?\)/m);
+      expect(md).to.include(`**Commit:** ${COMMIT_LINK}`);
+    });
+  });
+
+  describe("an unsettled stack (exit 3 before any traffic moves)", () => {
+    it("writes a job summary with the slots as found, the thresholds, the steps that would have run and what to run", async () => {
+      await e2e.tune({ weights: { blue: 50, green: 50 } });
+      const res = await e2e.cli(["deploy", "--stack", "local", "--artifact", e2e.release("3.0.0"), "--release", "3.0.0"], gitHubEnv("exit3"));
+      expect(res.code, res.stderr).to.equal(3);
+      const md = summaryOf("exit3");
+      expect(md).to.match(/^### 🚨 bluegreen deploy `local`: 3\.0\.0 — operator needed \(exit 3\)$/m);
+      expect(md).to.match(/^> \*\*exit 3, operator needed:\*\* stack local is not settled .*; run: bluegreen rollback --stack local$/m);
+      expect(md).to.include("| blue | 1.0.0 · 50% · idle | unchanged |");
+      expect(md).to.include("| green | 2.0.0 · 50% · stable | unchanged |");
+      expect(md).to.include("Planned steps (stack config): 10%, 25%, 50%, 75%, 100%; none ran.");
+      expect(md).to.include("| failing checks in a row to roll back | 2 |");
+      expect(md).to.include(`**CI run:** ${RUN_LINK}`);
     });
   });
 });

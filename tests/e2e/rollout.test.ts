@@ -103,7 +103,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
     const { res, report } = await deploy(["--artifact", R2, "--release", "2.0.0"], { GITHUB_STEP_SUMMARY: summary });
     expectExit(res, 0);
     expect(report.result).to.equal("succeeded");
-    expect(readFileSync(summary, "utf8")).to.match(/### bluegreen deploy local: 2\.0\.0 on green — succeeded[\s\S]*\| 10% \| \d+\.\d% \| passed \|/);
+    expect(readFileSync(summary, "utf8")).to.match(/### ✅ bluegreen deploy `local`: 2\.0\.0 on green — succeeded \(exit 0\)[\s\S]*\| 1 \| 10% \| ✅ passed \| \d+\.\d% of \d+ \|/);
     expect(report.steps.map((s) => s.weight)).to.deep.equal([10, 25, 50, 75, 100]);
     for (const step of report.steps) {
       expect(step.verdict).to.equal("passed");

@@ -77,7 +77,7 @@ describe("bluegreen: the preview token never appears in output, reports or the d
 
   it("keeps it out of the GitHub job summary", () => {
     const summary = readFileSync(summaryFile, "utf8");
-    expect(summary).to.contain("bluegreen deploy local");
+    expect(summary).to.contain("bluegreen deploy `local`");
     expect(summary).not.to.contain(PREVIEW_TOKEN);
   });
 
