@@ -74,6 +74,15 @@ export function referenceProblems(files: ReadonlyMap<string, Uint8Array>, paths:
   return problems;
 }
 
+/**
+ * The URLs one HTML, CSS or JS file references, as written, in the order they appear (none for other files): what a
+ * browser loading the file would fetch, for a check that follows them over HTTP (tests/e2e/skew.test.ts).
+ */
+export function referencesIn(file: string, text: string): string[] {
+  const scan = SCANNERS[extension(file)];
+  return scan ? scan(text, file).map((r) => r.url) : [];
+}
+
 interface Reference {
   url: string;
   /** Offset in the file's text, for the line number. */
