@@ -51,7 +51,7 @@ function checkRelease(release: string): void {
 export async function deploy(opts: DeployOptions, reporter: Reporter, where: { cloud?: LocalCloud } = {}): Promise<DeployReport | undefined> {
   checkRelease(opts.release);
   const { manifest, bodies } = await buildManifest(opts.artifact, opts.release);
-  const target = await openTarget(opts.stack, where);
+  const target = await openTarget(opts.stack, { ...where, create: true });
   try {
     return await shipRelease(
       target,

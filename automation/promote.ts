@@ -38,9 +38,9 @@ export interface ServedRelease {
 export async function promote(opts: PromoteOptions, reporter: Reporter): Promise<DeployReport | undefined> {
   reporter.summary.note({ stack: opts.to, from: opts.from });
   if (opts.from === opts.to) throw new UsageError(`--to = ${JSON.stringify(opts.to)}: expected a stack other than --from`);
-  const source = await openTarget(opts.from, { cloud: opts.cloud });
+  const source = await openTarget(opts.from, { cloud: opts.cloud, flag: "--from" });
   try {
-    const target = await openTarget(opts.to, { cloud: opts.cloud ?? source.local });
+    const target = await openTarget(opts.to, { cloud: opts.cloud ?? source.local, create: true, flag: "--to" });
     try {
       const served = await servedRelease(source, reporter);
       return await shipRelease(

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { AuditLog, FileAuditStore, S3AuditStore } from "./audit";
 import { OperatorNeededError, UsageError } from "./errors";
 import { startLocalCloud, type LocalCloud } from "./local/cloud";
-import { localStackProblem, localStateDir, REPO_ROOT, stackDir } from "./local/state";
+import { knownStacks, localStackProblem, localStateDir, REPO_ROOT, stackDir } from "./local/state";
 import type { ConfigMap, DeploymentStack, OutputMap } from "./port";
 import type { EdgeTarget } from "./prober";
 
@@ -85,15 +85,31 @@ function shortName(ref: string): string {
   return ref.split("/").at(-1) ?? ref;
 }
 
-/** Opens a stack; never creates one. `cloud` lets a caller (a test, the demo, promote) share one local cloud. */
-export async function openTarget(ref: string, opts: { cloud?: LocalCloud } = {}): Promise<Target> {
+/** " (known: a, b)": the stacks a refusal of an unknown one lists. */
+function knownList(names: readonly string[] | undefined): string {
+  if (names === undefined) return "";
+  return ` (known: ${names.length === 0 ? "none" : names.join(", ")})`;
+}
+
+/**
+ * Opens a stack. A stack that does not exist is bad input (exit 2) naming the known ones, and nothing is created for
+ * it, not even the local cloud's state folder; only `create` (a deploy, a promotion's target) brings a local stack
+ * into being, as its first deploy. Every other stack is created by `pulumi stack init` alone. `cloud` lets a caller (a
+ * test, the demo, promote) share one local cloud. `flag` names the option in messages (promote: --from, --to).
+ */
+export async function openTarget(ref: string, opts: { cloud?: LocalCloud; create?: boolean; flag?: string } = {}): Promise<Target> {
   const name = shortName(ref);
+  const flag = opts.flag ?? "--stack";
   if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/.test(ref)) {
-    throw new UsageError(`--stack = ${JSON.stringify(ref)}: expected a stack name, or a fully qualified <org>/<project>/<stack>`);
+    throw new UsageError(`${flag} = ${JSON.stringify(ref)}: expected a stack name, or a fully qualified <org>/<project>/<stack>`);
   }
   if (isLocalStack(name)) {
     const problem = localStackProblem(name);
-    if (problem) throw new UsageError(`--stack = ${JSON.stringify(ref)}: expected ${problem}`);
+    if (problem) throw new UsageError(`${flag} = ${JSON.stringify(ref)}: expected ${problem}`);
+    const known = knownStacks(opts.cloud?.stateDir ?? localStateDir()).filter(isLocalStack);
+    if (!opts.create && !known.includes(name)) {
+      throw new UsageError(`${flag} = ${JSON.stringify(ref)}: no such stack on the local cloud${knownList(known)}; a local stack comes into being with its first deploy`);
+    }
     const cloud = opts.cloud ?? (await startLocalCloud({ stateDir: localStateDir() }));
     const close = async () => {
       if (!opts.cloud) await cloud.close();
@@ -110,12 +126,15 @@ export async function openTarget(ref: string, opts: { cloud?: LocalCloud } = {})
   const workDir = projectDir();
   const pulumiCommand = await pulumiOnPath();
   let stack: Stack;
+  let ws: LocalWorkspace | undefined;
   try {
-    const ws = await LocalWorkspace.create({ workDir, pulumiCommand, envVars: PULUMI_ENV });
+    ws = await LocalWorkspace.create({ workDir, pulumiCommand, envVars: PULUMI_ENV });
     stack = await Stack.select(ref, ws);
   } catch (err) {
     if (err instanceof StackNotFoundError) {
-      throw new UsageError(`--stack = ${JSON.stringify(ref)}: no such stack in the Pulumi backend; create it first: pulumi stack init ${ref}`);
+      // `pulumi stack ls`: the project's stacks in the backend the CLI is logged in to (a listing that fails names none).
+      const known = await ws?.listStacks().then((stacks) => stacks.map((s) => s.name).sort(), () => undefined);
+      throw new UsageError(`${flag} = ${JSON.stringify(ref)}: no such stack in the Pulumi backend${knownList(known)}; create it first: pulumi stack init ${ref}`);
     }
     throw new OperatorNeededError(`cannot open Pulumi stack ${ref}: ${cliMessage(err)} (is \`pulumi login\` done?)`);
   }

@@ -38,6 +38,8 @@ export interface CliResult {
 
 export interface CliContext {
   stack(name: string): LocalStack;
+  /** Every stack the backend holds. */
+  stacks(): string[];
   /** True once the client is gone (its `up` is then left in progress). */
   abandoned(): boolean;
 }
@@ -122,6 +124,13 @@ async function dispatch(req: CliRequest, ctx: CliContext): Promise<CliResult> {
         project();
         if (!ctx.stack(name).files.create()) throw new CliError(`stack '${name}' already exists`);
         return ok(`Created stack '${name}'\n`);
+      }
+      if (sub === "ls") {
+        // pkg/cmd/pulumi/stack/stack_ls.go: --json prints [{ name, current, updateInProgress, ... }]; the SDK's
+        // listStacks() reads it. Every stack of this backend belongs to the one project it serves.
+        if (flags.get("json") !== true) throw new CliError("the local cloud's pulumi stand-in lists stacks as --json only");
+        project();
+        return json(ctx.stacks().map((name) => ({ name, current: false, updateInProgress: ctx.stack(name).files.lockHolder() !== undefined })));
       }
       if (sub === "select") {
         // pkg/cmd/pulumi/stack/stack_select.go → the backend's "no stack named '%s' found".

@@ -2,7 +2,7 @@
 // per stack, the update history, the update lock and what the edge serves. A stack's config lives where Pulumi keeps
 // it, in the working folder's stack file (see pulumiCli.ts). Every write is a temp file + fsync + rename, so a reader
 // (or a crash) sees a file either before or after.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import * as path from "node:path";
 import type { UpdateSummary } from "../port";
 
@@ -106,6 +106,13 @@ export function stackDir(stateDir: string, stack: string): string {
   const problem = stackNameProblem(stack);
   if (problem !== undefined) throw new Error(`local cloud: stack ${JSON.stringify(stack)} is unknown; expected ${problem}`);
   return path.join(stateDir, "stacks", stack);
+}
+
+/** The stacks the folder holds (each created by `pulumi stack init`, or a local stack's first use), sorted; nothing is created. */
+export function knownStacks(stateDir: string): string[] {
+  const dir = path.join(stateDir, "stacks");
+  const names = existsSync(dir) ? readdirSync(dir) : [];
+  return names.filter((name) => stackNameProblem(name) === undefined && existsSync(path.join(dir, name, "stack.json"))).sort();
 }
 
 /** One stack's files. Reads finish an interrupted update first, so every caller sees a whole update or none. */

@@ -114,6 +114,19 @@ describe("bluegreen: the CLI's manners", function () {
     });
   });
 
+  describe("a stack that does not exist", () => {
+    // With no local cloud yet, no stack exists; the afterEach hook checks that the refusal made no state folder.
+    // tests/e2e/badInput.test.ts lists known stacks, local and in a Pulumi backend.
+    for (const command of ["status", "history", "verify", "rollback"]) {
+      it(`${command}: exit 2 naming the stack and the known ones, and nothing created`, async () => {
+        expectRefused(
+          await bluegreen(command, "--stack", "local-typo"),
+          `bluegreen: --stack = "local-typo": no such stack on the local cloud (known: none); a local stack comes into being with its first deploy`,
+        );
+      });
+    }
+  });
+
   describe("rollback --to", () => {
     for (const bad of ["abc", "0", "-1", "1.5", "99999999999999999999"]) {
       it(`refuses --to ${bad}, naming the flag, the value and that a positive integer update version is expected`, async () => {

@@ -3,7 +3,7 @@
 // and every bucket lists the same objects (same ETag, size and time) before and after.
 import { ListBucketsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { expect } from "chai";
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { stackDir } from "../../automation/local/state";
 import { RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
@@ -55,6 +55,12 @@ const BAD_INPUTS: BadInput[] = [
   { what: "rollback with no earlier successful update", args: () => ["rollback", "--stack", ONCE], says: [ONCE, "no earlier successful update", "nothing to roll back to"], locks: true },
   { what: "a missing required flag", args: () => deploy("--artifact", R2), says: ["Missing required argument: release", "bluegreen deploy --help"] },
   { what: "an unknown flag", args: () => deploy(...NEXT, "--frobnicate"), says: ["unknown option --frobnicate", "bluegreen deploy --help"] },
+  // A stack that does not exist: the known ones listed, nothing created for the typo (snapshot's stack listings).
+  ...(["status", "history", "verify", "rollback"] as const).flatMap((command): BadInput[] => [
+    { what: `${command} on a local stack that does not exist`, args: () => [command, "--stack", "local-typo"], says: ['--stack = "local-typo"', "no such stack on the local cloud", "(known: local, local-once)"] },
+    // The backend the stand-in on PATH serves is the local cloud's, so its stacks are the known ones.
+    { what: `${command} on a stack the Pulumi backend does not hold`, args: () => [command, "--stack", "nope"], says: ['--stack = "nope"', "no such stack in the Pulumi backend", "(known: local, local-once)", "pulumi stack init nope"] },
+  ]),
   { what: "an error rate above 1 for a local fault", args: () => ["local", "fault", "--slot", "green", "--error-rate", "2"], says: ["--error-rate = 2", "expected a number from 0 to 1"] },
 ];
 
@@ -67,6 +73,9 @@ async function snapshot(e2e: E2E): Promise<Record<string, string>> {
     files[`${stack}/history.json`] = readFileSync(path.join(stackDir(e2e.stateDir, stack), "history.json"), "utf8");
     files[`${stack}/Pulumi.${stack}.yaml`] = readFileSync(path.join(e2e.cloud.workDir, "stacks", `Pulumi.${stack}.yaml`), "utf8");
   }
+  // The stacks the backend and the working folder hold: a refused typo adds none.
+  files["stacks"] = readdirSync(path.join(e2e.stateDir, "stacks")).sort().join(" ");
+  files["work/stacks"] = readdirSync(path.join(e2e.cloud.workDir, "stacks")).sort().join(" ");
   const { Buckets = [] } = await e2e.cloud.s3.send(new ListBucketsCommand({}));
   for (const { Name } of Buckets) {
     const objects: string[] = [];
