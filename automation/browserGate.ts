@@ -250,7 +250,11 @@ export async function launchBrowser(timeoutMs: number, env: NodeJS.ProcessEnv = 
   const { chromium } = await import("playwright-core");
   // launch() starts Chromium on a fresh temporary profile and removes it on close: nothing cached or stored by an
   // earlier run can make a slot look faster. https://playwright.dev/docs/api/class-browsertype#browser-type-launch
-  const browser = await chromium.launch({ executablePath: found.executable, args: LAUNCH_ARGS, headless: true, timeout: timeoutMs });
+  // Playwright's own SIGINT handler would close the browser and exit the process with code 130 (handleSIGINT defaults to
+  // true: playwright-core/lib/server/utils/processLauncher.js, sigintHandler), so a Ctrl-C during the gate ended a
+  // rollout without its revert. The driver holds SIGINT and SIGTERM itself (signals.ts); the browser has a process
+  // group of its own (the same file: `detached`), so a terminal's Ctrl-C does not reach it either.
+  const browser = await chromium.launch({ executablePath: found.executable, args: LAUNCH_ARGS, headless: true, timeout: timeoutMs, handleSIGINT: false, handleSIGTERM: false });
   return { browser, ...found };
 }
 

@@ -8,7 +8,8 @@ import type { Reporter } from "./output";
 import { planRollout } from "./plan";
 import { HttpProber } from "./prober";
 import { buildManifest, pruneReleases, readManifest, readRelease, sameBytes, uploadRelease, type Manifest } from "./releases";
-import { runRollout, systemClock, type DeployReport } from "./rollout";
+import { runRollout, systemClock, type DeployReport, type RolloutStage } from "./rollout";
+import { holdSignals } from "./signals";
 import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from "./history";
 import { parseConfigMap, readLiveConfig, restoreConfig, syncSecretsFromLive } from "./stackConfig";
 import { actor, awaitNewDistribution, edgeOf, faultNote, openTarget, viewerUrl, type LocalCloud, type Target } from "./targets";
@@ -111,19 +112,21 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     );
   }
   let unlock = lock !== undefined;
-  // From taking the lock to releasing it, SIGINT/SIGTERM never kill the process outright: a rollout in flight reverts
-  // first, and one that is over still records its result and releases the lock. (Killed in between, it left a dead
-  // holder's lock that made the next deploy ask for a rollback of a release that had completed.)
+  // From taking the lock to releasing it, SIGINT/SIGTERM never kill the process outright (signals.ts): a rollout in
+  // flight reverts first, and one that is over still records its result and releases the lock. (Killed in between, it
+  // left a dead holder's lock that made the next deploy ask for a rollback of a release that had completed.)
   const controller = new AbortController();
   let rolloutOver = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    reporter.emit({ kind: "info", message: `${signal}: ${rolloutOver ? "recording the result and releasing the lock before exit" : "reverting before exit"}` });
+  let stage: RolloutStage = { text: "checking the stack before any change", revert: false };
+  const signalAnswer = (signal: NodeJS.Signals, count: number, sinceFirstMs: number): string => {
     controller.abort(signal);
+    if (rolloutOver) return "recording the result and releasing the lock before exit";
+    const since = count === 1 ? "" : `, ${(sinceFirstMs / 1000).toFixed(1)} s after the first signal`;
+    if (stage.revert) return `the revert is in progress (${stage.text}${since}); it is not interrupted: wait for it to finish`;
+    if (count === 1) return `reverting before exit (now: ${stage.text}); a further signal does not interrupt the revert`;
+    return `the revert begins as soon as this ends: ${stage.text}${since}; it is not interrupted: wait for it to finish`;
   };
-  if (unlock) {
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  }
+  const letGo = unlock ? holdSignals((signal, count, since) => reporter.emit({ kind: "info", message: `${signal}: ${signalAnswer(signal, count, since)}` })) : () => {};
   try {
     // A CI checkout's stack file is older than what earlier runs deployed: judge from the newest successful update's
     // config (a failed update records a config it only attempted). The stack file itself is synced only once every
@@ -197,7 +200,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     let report: DeployReport;
     try {
       report = await runRollout(
-        { stack, prober, clock: systemClock, progress: reporter, state, holder, signal: controller.signal },
+        { stack, prober, clock: systemClock, progress: reporter, state, holder, signal: controller.signal, onStage: (s) => (stage = s) },
         { plan, config: synced.config, snapshot: synced.map, previewToken: synced.previewToken, manifest },
       );
     } finally {
@@ -242,7 +245,6 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     return report;
   } finally {
     if (unlock) await state.release();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    letGo();
   }
 }

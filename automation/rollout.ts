@@ -90,6 +90,13 @@ export interface DeployReport {
   browserGate?: BrowserGateResult;
 }
 
+/** Where a rollout is: what a further SIGINT/SIGTERM reports while the rollout stops and reverts. */
+export interface RolloutStage {
+  text: string;
+  /** True from the moment the revert begins. */
+  revert: boolean;
+}
+
 export interface RolloutDeps {
   stack: DeploymentStack;
   prober: Prober;
@@ -99,6 +106,8 @@ export interface RolloutDeps {
   holder: LockHolder;
   /** Aborted on SIGINT/SIGTERM: the rollout reverts before returning. */
   signal: AbortSignal;
+  /** Told as each stage of the rollout and of its revert begins. */
+  onStage?: (stage: RolloutStage) => void;
   concurrency?: number;
   /** The real-browser gate; by default a headless Chromium against the prober's edge. */
   browserGate?: BrowserGateRunner;
@@ -148,6 +157,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     ...(browserGate ? { browserGate } : {}),
   });
 
+  const stage = (text: string, revert = false) => deps.onStage?.({ text, revert });
   let browserGate: BrowserGateResult | undefined;
   let failedAt = -1;
   let failure: { metric: string; message: string } | undefined;
@@ -159,10 +169,16 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
       kind: "info",
       message: plan.bootstrap ? `first release of the stack: ${plan.release} goes straight onto ${plan.candidate}` : `staging release ${plan.release} on ${plan.candidate} (no viewer traffic)`,
     });
+    stage(`staging ${plan.release} on ${plan.candidate}: pulumi up`);
     await writeRouting(deps.stack, staged);
     await up(deps, `bluegreen deploy ${plan.release}: stage on ${plan.candidate}`);
-    await awaitRouting(deps, staged.revision);
+    stage(`staging ${plan.release} on ${plan.candidate}: waiting for the edge to serve revision ${staged.revision}`);
+    await awaitRouting(deps, staged.revision, deps.signal);
+    checkAbort(deps);
+    stage(`verifying ${plan.candidate} through the preview route`);
     await verifyCandidate(deps, input, plan.candidate);
+    checkAbort(deps);
+    stage(`the browser gate on ${plan.candidate}`);
     browserGate = (await (deps.browserGate ?? browserGateFor(deps.prober))({ stack: deps.stack.name, release: plan.release, candidate: plan.candidate, stable: plan.bootstrap ? null : plan.stable, previewToken: input.previewToken, config })) ?? undefined;
     if (browserGate) {
       deps.progress.emit({ kind: "info", message: `browser gate on ${plan.candidate}: ${browserGate.verdict} (${browserGate.embedding}, report ${browserGate.report})` });
@@ -171,8 +187,9 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
 
     const judge = new RolloutJudge(config.rollout);
     for (let i = 0; i < plan.steps.length; i++) {
-      failedAt = i;
+      // Stopped before this step moved any traffic: the report names the weight viewers actually had.
       checkAbort(deps);
+      failedAt = i;
       await journal("shifting", i);
       const step = await runStep(deps, input, staged, expected, i, judge);
       steps.push(step);
@@ -185,6 +202,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     if (!plan.bootstrap) {
       // The judgement at 100 percent passed: only now does the candidate become the stable slot, in its own update.
       const settled = settleConfig(staged, plan);
+      stage(`making ${plan.candidate} the stable slot: pulumi up`);
       await writeRouting(deps.stack, settled);
       await up(deps, `bluegreen deploy ${plan.release}: ${plan.candidate} is stable`);
       await awaitRouting(deps, settled.revision);
@@ -203,12 +221,18 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
   const weight = failedAt >= 0 ? plan.steps[failedAt] : 0;
   deps.progress.emit({ kind: "info", message: `reverting to the pre-rollout config: ${failure.message}` });
   try {
+    stage("revert 1/4: restoring the pre-rollout config", true);
     // Best effort: a journal that cannot be written must never stand between a bad release and the revert.
     await journal("reverting", failedAt).catch((err: Error) => deps.progress.emit({ kind: "info", message: `journal not written: ${err.message}` }));
     await restoreConfig(deps.stack, withRevision(snapshot, revertRevision));
+    stage(`revert 2/4: pulumi up of the pre-rollout config (revision ${revertRevision})`, true);
     await up(deps, `bluegreen revert ${plan.release}: ${failure.message}`.slice(0, 200));
+    stage(`revert 3/4: waiting for the edge to serve revision ${revertRevision}`, true);
     await awaitRouting(deps, revertRevision);
-    await verifyAllOn(deps, plan.stable, config.slots[plan.stable].release ?? "", Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout);
+    const viewers = Math.max(config.rollout.minSamples, 50);
+    const stableRelease = config.slots[plan.stable].release ?? "";
+    stage(`revert 4/4: checking that ${viewers} fresh viewers get ${plan.stable}/${stableRelease || "(no release)"}`, true);
+    await verifyAllOn(deps, plan.stable, stableRelease, viewers, config.verification.healthPath, config.rollout);
   } catch (err) {
     // The journal stays: `bluegreen rollback` finishes what this could not. The report says so (result "failed").
     const message = `revert did not complete (${firstLine(err)}); run: bluegreen rollback --stack ${deps.stack.name}`;
@@ -241,11 +265,13 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
   const { plan, config } = input;
   const next = stepConfig(staged, plan, index);
   const weight = plan.steps[index];
+  const stage = (text: string) => deps.onStage?.({ text: `step ${index + 1}/${plan.steps.length} (${weight}%): ${text}`, revert: false });
   const t0 = deps.clock.now();
   const base: StepReport = { index, weight, verdict: "failed", observedShare: 0, viewerSamples: 0, metrics: null, findings: [], timings: { configMs: 0, upMs: 0, propagationMs: 0, bakeMs: 0 } };
   await writeRouting(deps.stack, next);
   const t1 = deps.clock.now();
   base.timings.configMs = t1 - t0;
+  stage("pulumi up");
   try {
     await up(deps, `bluegreen deploy ${plan.release}: ${plan.candidate} at ${weight}%`);
   } catch (err) {
@@ -254,6 +280,7 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
   }
   const t2 = deps.clock.now();
   base.timings.upMs = t2 - t1;
+  stage(`waiting for the edge to serve revision ${next.revision}`);
   try {
     await awaitRouting(deps, next.revision, deps.signal);
   } catch (err) {
@@ -265,6 +292,7 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
   deps.progress.emit({ kind: "info", message: `${plan.candidate} at ${weight}%: edge serves routing revision ${next.revision}; baking ${plan.bakeMs} ms` });
 
   // A failing check bakes and judges again at this weight: it rolls back only after failureThreshold in a row.
+  stage(`baking ${plan.bakeMs} ms`);
   let analysis: StepAnalysis;
   let transportRetries = 0;
   judge.startStep();

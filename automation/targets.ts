@@ -14,6 +14,7 @@ import { OperatorNeededError, UsageError } from "./errors";
 import { startLocalCloud, type LocalCloud } from "./local/cloud";
 import { knownStacks, localStackProblem, localStateDir, REPO_ROOT, stackDir } from "./local/state";
 import type { ConfigMap, DeploymentStack, OutputMap } from "./port";
+import { inOwnProcessGroup } from "./processGroup";
 import type { EdgeTarget } from "./prober";
 
 export interface Target {
@@ -62,9 +63,9 @@ function projectDir(from = process.cwd()): string {
 }
 
 let pathCommand: Promise<PulumiCommand> | undefined;
-/** The `pulumi` on PATH, or exit 3 with one line saying how to install it. */
+/** The `pulumi` on PATH (in a process group of its own: processGroup.ts), or exit 3 with one line saying how to install it. */
 async function pulumiOnPath(): Promise<PulumiCommand> {
-  pathCommand ??= PulumiCommand.get();
+  pathCommand ??= PulumiCommand.get().then(inOwnProcessGroup);
   try {
     return await pathCommand;
   } catch (err) {

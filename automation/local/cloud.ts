@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import * as path from "node:path";
 import type { Slot } from "../../infra/config";
+import { inOwnProcessGroup } from "../processGroup";
 import { startEdge } from "./edge";
 import { LocalStack, stackHost } from "./engine";
 import { FaultStore, type SlotFault, type UpFailures } from "./faults";
@@ -85,9 +86,9 @@ function engineFile(stateDir: string): string {
 }
 
 let command: Promise<PulumiCommand> | undefined;
-/** The stand-in as the SDK's PulumiCommand (it asks `pulumi version` once per process). */
+/** The stand-in as the SDK's PulumiCommand (it asks `pulumi version` once per process), run as the real CLI is (processGroup.ts). */
 export function standIn(): Promise<PulumiCommand> {
-  return (command ??= PulumiCommand.get({ root: STAND_IN_ROOT }));
+  return (command ??= PulumiCommand.get({ root: STAND_IN_ROOT }).then(inOwnProcessGroup));
 }
 
 function prepareWorkDir(workDir: string): void {

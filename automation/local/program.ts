@@ -59,7 +59,10 @@ class ProgramWorker {
   exited = false;
 
   constructor() {
-    this.child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), WORKER], { stdio: ["ignore", "ignore", "pipe", "ipc"], serialization: "json" });
+    // A process group of its own (detached: a new group and session, https://nodejs.org/api/child_process.html#optionsdetached):
+    // a terminal's Ctrl-C reaches the whole foreground group, and a worker killed by it fails the revert's `up`. The
+    // worker still ends with this process: it exits when the IPC channel closes (programWorker.ts).
+    this.child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), WORKER], { stdio: ["ignore", "ignore", "pipe", "ipc"], serialization: "json", detached: true });
     this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr = [...this.stderr, ...chunk.split("\n").filter((l) => l.trim() !== "")].slice(-STDERR_LINES)));
     this.child.on("message", (reply: WorkerReply) => this.settle(reply));
     this.child.on("error", (err) => this.crashed(err.message));
