@@ -1,8 +1,8 @@
-// `bluegreen deploy`: validate everything first (bad input changes nothing), take the stack's lock, sync the config
+// `bluegreen deploy`: validate everything first (bad input changes nothing), take the stack's lease, sync the config
 // with the last deployment, upload the release to the idle slot, then hand over to the rollout state machine.
 import { releaseIdProblem, rolloutSchema, type Slot, type StackConfig } from "../infra/config";
-import { OperatorNeededError, RolledBackError, StackLockedError, UsageError } from "./errors";
-import { describeHolder, driverStateDir, StackState } from "./journal";
+import { OperatorNeededError, RolledBackError, UsageError } from "./errors";
+import { currentHolder, Lease, leaseStoreOf, leaseTtlMs, refuseUnlessFree, takeLease } from "./lease";
 import { notify } from "./notify";
 import type { Reporter } from "./output";
 import { planRollout } from "./plan";
@@ -84,7 +84,7 @@ export interface Shipment {
 }
 
 /**
- * The rollout of an already-built release on an open stack: lock, sync the config with the last deployment, check,
+ * The rollout of an already-built release on an open stack: lease, sync the config with the last deployment, check,
  * upload to the idle slot, run the rollout state machine, prune, audit, notify, report. Shared by deploy and promote.
  */
 export async function shipRelease(target: Target, shipment: Shipment, reporter: Reporter): Promise<DeployReport | undefined> {
@@ -93,34 +93,33 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
   const dryRun = shipment.dryRun ?? false;
   const { stack } = target;
   reporter.summary.note({ stack: stack.name, release });
-  const state = new StackState(driverStateDir(target.stateRoot, stack.name));
-  // The lock first: a rollout in progress has a journal too, and must be reported as running, not as interrupted.
-  let lock = dryRun ? undefined : await state.acquire(`${shipment.action} ${release}`);
-  if (lock !== undefined && !lock.ok && !lock.live && (await state.journal()) === undefined) {
-    // Its holder died outside a rollout (before staging, or after the rollout ended): the lock guards nothing.
-    reporter.emit({ kind: "info", message: `taking over the lock of ${describeHolder(lock.holder)}, which is no longer running and left no rollout behind` });
-    lock = await state.takeOver(lock.holder, `${shipment.action} ${release}`);
-  }
-  const held = lock === undefined ? await state.lockState() : lock.ok ? undefined : lock;
-  if (held?.live) throw new StackLockedError(`stack ${stack.name} is locked by a rollout in progress: ${describeHolder(held.holder)}`);
-  if (held) throw new OperatorNeededError(`stack ${stack.name} is locked by ${describeHolder(held.holder)}, which is no longer running; run: bluegreen rollback --stack ${stack.name}`);
-  const interrupted = await state.journal();
-  if (interrupted) {
-    if (lock?.ok) await state.release();
-    throw new OperatorNeededError(
-      `stack ${stack.name} has an interrupted rollout of ${interrupted.release} (${interrupted.phase}, ${interrupted.weight}% on ${interrupted.candidate}, by ${describeHolder(interrupted.holder)}); run: bluegreen rollback --stack ${stack.name}`,
-    );
-  }
-  let unlock = lock !== undefined;
-  // From taking the lock to releasing it, SIGINT/SIGTERM never kill the process outright (signals.ts): a rollout in
-  // flight reverts first, and one that is over still records its result and releases the lock. (Killed in between, it
+  const command = `${shipment.action} ${release}`;
+  const ttlMs = leaseTtlMs();
+  // The lease first: a rollout in progress has a journal too, and must be reported as running, not as interrupted.
+  // A fresh stack has no audit bucket to hold it yet: it is taken right after the `up` that creates the bucket.
+  const store = await leaseStoreOf(target);
+  if (dryRun && store) refuseUnlessFree(stack.name, await store.view());
+  let lease: Lease | undefined = !dryRun && store ? await takeLease(store, currentHolder(command), { ttlMs, log: (m) => reporter.emit({ kind: "info", message: m }) }) : undefined;
+  let unlock = !dryRun;
+  // From taking the lease to releasing it, SIGINT/SIGTERM never kill the process outright (signals.ts): a rollout in
+  // flight reverts first, and one that is over still records its result and releases the lease. (Killed in between, it
   // left a dead holder's lock that made the next deploy ask for a rollback of a release that had completed.)
   const controller = new AbortController();
+  // `bluegreen abort` on any machine marks the lease; the heartbeat sees it within one poll and the rollout reverts.
+  const watch = (held: Lease) =>
+    held.startHeartbeat(
+      (by) => {
+        reporter.emit({ kind: "info", message: `bluegreen abort from ${by}: ${rolloutOver ? "the rollout is already over" : "reverting"}` });
+        controller.abort(`bluegreen abort from ${by}`);
+      },
+      (by) => controller.abort(`the loss of the stack's lease to ${by}`),
+    );
   let rolloutOver = false;
+  if (lease) watch(lease);
   let stage: RolloutStage = { text: "checking the stack before any change", revert: false };
   const signalAnswer = (signal: NodeJS.Signals, count: number, sinceFirstMs: number): string => {
     controller.abort(signal);
-    if (rolloutOver) return "recording the result and releasing the lock before exit";
+    if (rolloutOver) return "recording the result and releasing the lease before exit";
     const since = count === 1 ? "" : `, ${(sinceFirstMs / 1000).toFixed(1)} s after the first signal`;
     if (stage.revert) return `the revert is in progress (${stage.text}${since}); it is not interrupted: wait for it to finish`;
     if (count === 1) return `reverting before exit (now: ${stage.text}); a further signal does not interrupt the revert`;
@@ -181,6 +180,12 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
       outputs = await stack.outputs();
       await awaitNewDistribution(outputs, (message) => reporter.emit({ kind: "info", message }));
     }
+    if (!lease) {
+      const created = await leaseStoreOf(target);
+      if (!created) throw new OperatorNeededError(`stack ${stack.name} has no auditBucket output after its first update; run: pulumi up --stack ${stack.name}`);
+      lease = await takeLease(created, currentHolder(command), { ttlMs, log: (m) => reporter.emit({ kind: "info", message: m }) });
+      watch(lease);
+    }
     const buckets = outputs.bucketNames.value as Record<Slot, string>;
 
     const upload = await uploadRelease(target.s3, { bucket: buckets[candidate], slot: candidate }, manifest, bodies);
@@ -192,23 +197,25 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
       reporter.emit({ kind: "info", message: `${candidate} holds ${release} byte for byte: ${landed.size} files re-read and matched to the manifest's SHA-256` });
     }
 
-    const holder = lock?.ok ? lock.holder : undefined;
-    if (!holder) throw new Error("unreachable: a deploy that is not a dry run holds the lock");
+    const baseVersion = (await stack.history(1, 1))[0]?.version ?? 0;
     const edge = edgeOf(target, outputs);
     reporter.summary.note({ viewerUrl: viewerUrl(edge) });
     const prober = new HttpProber(edge);
     let report: DeployReport;
     try {
       report = await runRollout(
-        { stack, prober, clock: systemClock, progress: reporter, state, holder, signal: controller.signal, onStage: (s) => (stage = s) },
-        { plan, config: synced.config, snapshot: synced.map, previewToken: synced.previewToken, manifest },
+        { stack, prober, clock: systemClock, progress: reporter, journal: lease, holder: lease.holder, signal: controller.signal, onStage: (s) => (stage = s) },
+        { plan, config: synced.config, snapshot: synced.map, previewToken: synced.previewToken, manifest, baseVersion },
       );
     } finally {
       prober.close();
       rolloutOver = true;
     }
-    // A revert that did not complete leaves its journal and lock for `bluegreen rollback` to finish and take over.
-    if (report.result === "failed") unlock = false;
+    // A revert that did not complete leaves its journal for `bluegreen rollback` (on any machine) to finish.
+    if (report.result === "failed") {
+      unlock = false;
+      await lease.abandon();
+    }
 
     if (report.result === "succeeded") {
       const keep = new Set<string>([release, config.slots.blue.release, config.slots.green.release].filter((r): r is string => !!r));
@@ -244,7 +251,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     if (report.result === "failed") throw new OperatorNeededError(`${release} at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);
     return report;
   } finally {
-    if (unlock) await state.release();
+    if (unlock) await lease?.release();
     letGo();
   }
 }

@@ -5,7 +5,7 @@ import { otherSlot, type Slot, type StackConfig } from "../infra/config";
 import { formatAuditRecord, type AuditRecord } from "./audit";
 import { OperatorNeededError } from "./errors";
 import { describeInProgress, newestSucceeded, readHistory, updateInProgress } from "./history";
-import { describeHolder, driverStateDir, StackState } from "./journal";
+import { describeHolder, leaseStoreOf, type LeaseView } from "./lease";
 import type { Reporter } from "./output";
 import type { DeploymentStack, OutputMap, UpdateSummary } from "./port";
 import { HttpProber, probeMany, SECURITY_HEADERS } from "./prober";
@@ -45,32 +45,90 @@ async function edgeServes(prober: HttpProber): Promise<{ revision: number | null
   return { revision, viewers };
 }
 
+export interface RolloutState {
+  state: "idle" | "in-progress" | "interrupted";
+  release?: string;
+  phase?: string;
+  weight?: number;
+  /** 1-based step in flight, of `steps`. */
+  step?: number;
+  steps?: number;
+  lastVerdict?: string;
+  /** Time left in the bake in flight. */
+  bakeLeftMs?: number;
+  holder?: string;
+  /** Set when someone ran `bluegreen abort` and the holder is reverting. */
+  abortedBy?: string;
+}
+
 export interface StatusReport {
   stack: string;
   stable: Slot;
   slots: Record<Slot, { release: string | null }>;
   weights: Record<Slot, number>;
   revision: number;
-  rollout: { state: "idle" | "in-progress" | "interrupted"; release?: string; phase?: string; weight?: number; holder?: string };
+  rollout: RolloutState;
   /** The newest update of any result; an update in progress has no endTime. */
   lastUpdate: { version: number; result: string; message: string; startTime: string; endTime: string | null } | null;
   /** Set when the edge does not serve the routing revision of the config: what it serves instead. */
   edge?: { revision: number | null; viewers: Record<string, number> };
 }
 
-export async function status(stackName: string, reporter: Reporter): Promise<StatusReport> {
+/** A rollout as the stack's lease tells it: live (in progress anywhere), expired with a journal (interrupted), or none. */
+function rolloutOf(view: LeaseView, now = Date.now()): RolloutState {
+  if (view.state === "free" || (view.state === "expired" && view.journal === undefined)) return { state: "idle" };
+  const j = view.journal;
+  const bakeLeftMs = j?.bakeEndsAt !== undefined && view.state === "live" ? Math.max(0, Date.parse(j.bakeEndsAt) - now) : undefined;
+  return {
+    state: view.state === "live" ? "in-progress" : "interrupted",
+    ...(j ? { release: j.release, phase: j.phase, weight: j.weight, steps: j.steps.length } : {}),
+    ...(j && j.step >= 0 ? { step: j.step + 1 } : {}),
+    ...(j?.lastVerdict ? { lastVerdict: j.lastVerdict } : {}),
+    ...(bakeLeftMs !== undefined ? { bakeLeftMs } : {}),
+    holder: describeHolder(view.holder),
+    ...(view.state === "live" && view.abort ? { abortedBy: view.abort.by } : {}),
+  };
+}
+
+/** "rollout in-progress: 3.0.0 shifting 25% (step 2 of 5), last verdict passed, bake 4 s left, by …". */
+function rolloutLine(r: RolloutState, stack: string): string {
+  if (r.state === "idle") return "no rollout in progress";
+  const parts = [
+    r.release,
+    r.phase,
+    r.weight !== undefined ? `${r.weight}%` : undefined,
+    r.step !== undefined ? `(step ${r.step} of ${r.steps})` : undefined,
+    r.lastVerdict ? `last verdict ${r.lastVerdict}` : undefined,
+    r.bakeLeftMs !== undefined ? `bake ${Math.ceil(r.bakeLeftMs / 1000)} s left` : undefined,
+    r.abortedBy ? `aborted by ${r.abortedBy}` : undefined,
+    r.holder ? `by ${r.holder}` : undefined,
+  ];
+  return `rollout ${r.state}: ${parts.filter((p) => p !== undefined).join(" ")}${r.state === "interrupted" ? `; run: bluegreen rollback --stack ${stack}` : ""}`;
+}
+
+/** How often `status --watch` reads the lease. */
+const WATCH_MS = 1000;
+
+export async function status(stackName: string, reporter: Reporter, opts: { watch?: boolean } = {}): Promise<StatusReport> {
   const target = await openTarget(stackName);
   try {
     const { stack } = target;
+    const store = await leaseStoreOf(target);
+    const view = async (): Promise<LeaseView> => (store ? store.view() : { state: "free" });
+    if (opts.watch) {
+      // Follows the rollout (from any machine) through its lease until it is no longer in progress; one line per change.
+      let printed = "";
+      for (let r = rolloutOf(await view()); ; r = rolloutOf(await view())) {
+        const line = rolloutLine(r, stack.name);
+        if (line !== printed) reporter.emit({ kind: "info", message: line });
+        printed = line;
+        if (r.state !== "in-progress") break;
+        await new Promise((resolve) => setTimeout(resolve, WATCH_MS));
+      }
+    }
     const history = await readHistory(stack);
     const { config } = await deployedConfig(stack, history);
-    const state = new StackState(driverStateDir(target.stateRoot, stack.name));
-    const journal = await state.journal();
-    const lock = await state.lockState();
-    let rollout: StatusReport["rollout"] = { state: "idle" };
-    if (journal) {
-      rollout = { state: lock?.live ? "in-progress" : "interrupted", release: journal.release, phase: journal.phase, weight: journal.weight, holder: describeHolder(journal.holder) };
-    } else if (lock?.live) rollout = { state: "in-progress", holder: describeHolder(lock.holder) };
+    let rollout = rolloutOf(await view());
     const last = history[0];
     const open = updateInProgress(history);
     if (open && rollout.state === "idle") rollout = { state: "in-progress", phase: describeInProgress(open) };
@@ -96,9 +154,7 @@ export async function status(stackName: string, reporter: Reporter): Promise<Sta
     const idle = otherSlot(config.stable);
     const lines = [
       `stack ${report.stack}: stable ${config.stable} serves ${config.slots[config.stable].release ?? "(nothing)"} at ${config.weights[config.stable]}%; ${idle} holds ${config.slots[idle].release ?? "(nothing)"} at ${config.weights[idle]}%`,
-      rollout.state === "idle"
-        ? "no rollout in progress"
-        : `rollout ${rollout.state}: ${[rollout.release, rollout.phase, rollout.weight !== undefined ? `${rollout.weight}%` : undefined, rollout.holder ? `by ${rollout.holder}` : undefined].filter((p) => p !== undefined).join(" ")}${rollout.state === "interrupted" ? `; run: bluegreen rollback --stack ${stack.name}` : ""}`,
+      rolloutLine(rollout, stack.name),
     ];
     if (report.edge) {
       const viewers = Object.entries(report.edge.viewers).map(([where, n]) => `${n} on ${where}`).join(", ");

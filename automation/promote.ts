@@ -7,7 +7,7 @@ import { requireApprovals, type Approver } from "./approvals";
 import { shipRelease } from "./deploy";
 import { UsageError } from "./errors";
 import { readHistory } from "./history";
-import { driverStateDir, StackState } from "./journal";
+import { describeJournal, leaseStoreOf } from "./lease";
 import type { Reporter } from "./output";
 import { HttpProber } from "./prober";
 import { manifestKey, readManifest, readRelease, type Manifest } from "./releases";
@@ -75,9 +75,10 @@ export async function promote(opts: PromoteOptions, reporter: Reporter): Promise
 async function servedRelease(source: Target, reporter: Reporter): Promise<ServedRelease> {
   const { stack } = source;
   const refuse = (expected: string) => new UsageError(`--from = ${JSON.stringify(stack.name)}: expected ${expected}`);
-  const journal = await new StackState(driverStateDir(source.stateRoot, stack.name)).journal();
-  if (journal) {
-    throw refuse(`a settled stack; its rollout of ${journal.release} is unfinished (${journal.phase} at ${journal.weight}% on ${journal.candidate}); see: bluegreen status --stack ${stack.name}`);
+  const lease = await (await leaseStoreOf(source))?.view();
+  if (lease?.state === "live" || (lease?.state === "expired" && lease.journal)) {
+    const what = lease.journal ? `its rollout of ${describeJournal(lease.journal)} is ${lease.state === "live" ? "in progress" : "unfinished"}` : "a rollout is starting";
+    throw refuse(`a settled stack; ${what}; see: bluegreen status --stack ${stack.name}`);
   }
   const last = (await readHistory(stack)).find((u) => u.kind === "update");
   if (!last) throw refuse("a stack that serves a release; it has never been deployed");

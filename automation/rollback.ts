@@ -1,12 +1,13 @@
 // `bluegreen rollback`: Pulumi has no rollback command; its FAQ says to re-apply earlier code and config. The
 // program does not change between releases, only config, so restoring an earlier update's routing keys (slots,
 // stable, weights) from `stack.history()` restores what viewers get; everything else stays as deployed now, and the
-// revision is raised above every one ever deployed. An interrupted rollout (journal present) is finished first.
+// revision is raised above every one ever deployed. An interrupted rollout (a journal in the stack's lease) is finished
+// first, from any machine.
 // https://www.pulumi.com/docs/iac/support/faq/#how-do-i-roll-back-to-a-previous-version-of-my-stack
 import type { Slot } from "../infra/config";
-import { OperatorNeededError, StackLockedError, UsageError } from "./errors";
+import { OperatorNeededError, UsageError } from "./errors";
 import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from "./history";
-import { describeHolder, driverStateDir, StackState } from "./journal";
+import { currentHolder, describeHolder, describeJournal, Lease, leaseStoreOf, leaseTtlMs, refuseUnlessFree, type JournalEntry } from "./lease";
 import { notify } from "./notify";
 import type { Reporter } from "./output";
 import type { ConfigMap, OutputMap, UpdateSummary } from "./port";
@@ -100,36 +101,61 @@ async function requireReleasesInS3(target: Target, outputs: OutputMap, config: C
   }
 }
 
+/**
+ * Refuses (exit 3, nothing changed) to restore a journal's snapshot over updates the journal does not know of: any
+ * update after the rollout's base that is not one of its own would be silently undone (another operator's release).
+ */
+export function refuseMovedPast(stack: string, journal: JournalEntry, history: readonly UpdateSummary[]): void {
+  const own = [`bluegreen deploy ${journal.release}:`, `bluegreen revert ${journal.release}:`, `bluegreen rollback: finish the interrupted rollout of ${journal.release}`];
+  const foreign = history.filter((u) => u.version > journal.baseVersion && !own.some((prefix) => u.message.startsWith(prefix)));
+  if (foreign.length === 0) return;
+  const newest = foreign[0];
+  throw new OperatorNeededError(
+    `stack ${stack} has moved past the interrupted rollout of ${describeJournal(journal)} by ${describeHolder(journal.holder)}: its journal does not know of update ${newest.version} (${newest.message || "no message"})${foreign.length > 1 ? ` and ${foreign.length - 1} more` : ""}; restoring its snapshot would undo them; restore a chosen update instead: bluegreen rollback --stack ${stack} --to <version> (bluegreen history lists them)`,
+  );
+}
+
 export async function rollback(opts: { stack: string; to?: number }, reporter: Reporter): Promise<RollbackReport> {
   const started = Date.now();
   const target = await openTarget(opts.stack);
   const { stack } = target;
-  const state = new StackState(driverStateDir(target.stateRoot, opts.stack));
+  const log = (message: string) => reporter.emit({ kind: "info", message });
+  let lease: Lease | undefined;
   let prober: HttpProber | undefined;
   try {
-    // Choose what to restore before taking the lock: a refused rollback (exit 2) leaves no trace, not even a lock file.
-    let journal = await state.journal();
+    const store = await leaseStoreOf(target);
+    const ttlMs = leaseTtlMs();
+    // Choose what to restore before taking the lease: a refused rollback (exit 2) leaves no trace.
+    const seen = store ? await store.view() : { state: "free" as const };
+    if (seen.state === "live") refuseUnlessFree(stack.name, seen);
     const history = await readHistory(stack);
     const outputs = await stack.outputs();
-    // The update to restore, checked complete in S3 (also when a journal finished by someone else is gone after the lock).
+    // The update to restore, checked complete in S3 (also when a journal finished by someone else is gone after the lease).
     const choose = async () => {
       const u = chooseRollbackTarget(history, stack.name, opts.to);
       await requireReleasesInS3(target, outputs, u.config, `--to = ${opts.to ?? u.version}`);
       return u;
     };
-    const chosen = journal ? undefined : await choose();
+    // `--to` restores that update whatever a journal says (the way out when a journal is refused below).
+    const seenJournal = opts.to === undefined && seen.state === "expired" ? seen.journal : undefined;
+    if (seenJournal) refuseMovedPast(stack.name, seenJournal, history);
+    const chosen = seenJournal ? undefined : await choose();
     const command = `rollback${opts.to !== undefined ? ` --to ${opts.to}` : ""}`;
-    let lock = await state.acquire(command);
-    if (!lock.ok && !lock.live) {
-      // A dead holder's lock is taken over: finishing its interrupted rollout is exactly what rollback is for.
-      reporter.emit({ kind: "info", message: `taking over the lock of ${describeHolder(lock.holder)}, which is no longer running` });
-      lock = await state.takeOver(lock.holder, command);
+    let journal: JournalEntry | undefined;
+    if (store) {
+      const got = await Lease.acquire(store, currentHolder(command), { ttlMs, finishJournal: true });
+      if (!got.ok) {
+        refuseUnlessFree(stack.name, got.view);
+        throw new Error(`unreachable: lease of ${stack.name} neither taken nor refused`);
+      }
+      lease = got.lease;
+      // A rollback restores a settled state: an abort has nothing to revert, and is said so.
+      lease.startHeartbeat((by) => log(`bluegreen abort from ${by} ignored: a rollback is what it would lead to`), () => undefined);
+      if (got.tookOver) log(`taking over the lease of ${describeHolder(got.tookOver.holder)}, which expired at ${got.tookOver.expiresAt}`);
+      journal = opts.to === undefined ? got.journal : undefined;
     }
-    if (!lock.ok) {
-      throw new StackLockedError(`stack ${opts.stack} is locked by a rollout in progress: ${describeHolder(lock.holder)}; it reverts by itself on failure or SIGTERM`);
-    }
-    journal = await state.journal();
     refuseInProgress(stack.name, history);
+    if (journal) refuseMovedPast(stack.name, journal, history);
     prober = new HttpProber(edgeOf(target, outputs));
     // Every routing change carries a revision above every one ever deployed: the stale-file guard has no exception.
     const revision = highestRevision(history) + 1;
@@ -142,7 +168,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       restore = withRevision(syncSecretsFromLive(journal.snapshot, live), revision);
       restored = { from: "interrupted-rollout", version: null, revision };
       message = `bluegreen rollback: finish the interrupted rollout of ${journal.release}`;
-      reporter.emit({ kind: "info", message: `finishing the interrupted rollout of ${journal.release} (${journal.phase} at ${journal.weight}% on ${journal.candidate}, by ${describeHolder(journal.holder)})` });
+      log(`finishing the interrupted rollout of ${describeJournal(journal)}, by ${describeHolder(journal.holder)}`);
     } else {
       const to = chosen ?? (await choose());
       // Only the routing keys of the chosen update come back; everything else stays as deployed now (thresholds,
@@ -153,7 +179,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       restore = withRevision(restore, revision);
       restored = { from: "history", version: to.version, revision };
       message = `bluegreen rollback: restore update ${to.version}`;
-      reporter.emit({ kind: "info", message: `restoring the routing of update ${to.version} (${to.endTime ? new Date(to.endTime).toISOString() : "?"})` });
+      log(`restoring the routing of update ${to.version} (${to.endTime ? new Date(to.endTime).toISOString() : "?"})`);
     }
     const config = routingOf(restore, stack.name);
     const release = config.slots[config.stable].release ?? "";
@@ -163,9 +189,11 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       await awaitRouting({ prober, clock: systemClock }, revision);
       await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout);
     } catch (err) {
+      // A journal stays for the next rollback, on any machine, without waiting for the lease to expire.
+      if (journal) await lease?.abandon();
       throw new OperatorNeededError(`rollback of ${stack.name} did not complete: ${(err as Error).message.split("\n")[0]}; fix the cause, then run: bluegreen rollback --stack ${stack.name}${opts.to !== undefined ? ` --to ${opts.to}` : ""}${faultNote(target)}`);
     }
-    await state.clear();
+    await lease?.release();
     const report: RollbackReport = { result: "restored", stack: stack.name, restored, stable: config.stable, release, restoreMs: Date.now() - started };
     await target.audit.append({
       action: "rollback",
@@ -184,7 +212,7 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     return report;
   } finally {
     prober?.close();
-    await state.release();
+    await lease?.release();
     await target.close();
   }
 }

@@ -4,8 +4,7 @@ import { createHash } from "node:crypto";
 import type { RolloutConfig, Slot, StackConfig } from "../infra/config";
 import { browserGateFor, type BrowserGateResult, type BrowserGateRunner } from "./browserGate";
 import { analyseStep, binomialTailAtLeast, RolloutJudge, type Finding, type Sample, type SlotMetrics, type StepAnalysis, type Thresholds, type Verdict } from "./analysis";
-import type { LockHolder, StackState } from "./journal";
-import { redactSecrets } from "./journal";
+import { redactSecrets, type Holder, type JournalEntry } from "./lease";
 import { candidateWeight, lastRevision, settleConfig, stageConfig, stepConfig, type TrafficPlan } from "./plan";
 import type { ConfigMap, DeploymentStack } from "./port";
 import { probeMany, type Prober, type ProbeRequest, type ProbeResponse } from "./prober";
@@ -102,9 +101,10 @@ export interface RolloutDeps {
   prober: Prober;
   clock: Clock;
   progress: Progress;
-  state: StackState;
-  holder: LockHolder;
-  /** Aborted on SIGINT/SIGTERM: the rollout reverts before returning. */
+  /** The stack's lease: the rollout's progress is recorded in it, for `status` and for `rollback` on any machine. */
+  journal: { record(entry: JournalEntry): Promise<void>; clear(): Promise<void> };
+  holder: Holder;
+  /** Aborted on SIGINT/SIGTERM and on `bluegreen abort`: the rollout reverts before returning. */
   signal: AbortSignal;
   /** Told as each stage of the rollout and of its revert begins. */
   onStage?: (stage: RolloutStage) => void;
@@ -120,6 +120,8 @@ export interface RolloutInput {
   snapshot: ConfigMap;
   previewToken: string;
   manifest: Manifest;
+  /** The stack's newest update before the rollout: a journal restore refuses a stack that has moved past it. */
+  baseVersion: number;
 }
 
 /** Path the viewer-request function answers itself with the routing revision it currently reads from the KVS. */
@@ -141,8 +143,25 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
   expected[plan.candidate] = plan.release;
   const staged = stageConfig(config, plan);
   const { snapshot: diskSnapshot, secretKeys } = redactSecrets(snapshot);
-  const journal = (phase: "staging" | "shifting" | "reverting", step: number) =>
-    deps.state.record({ stack: deps.stack.name, release: plan.release, candidate: plan.candidate, stable: plan.stable, phase, step, weight: candidateWeight(plan, step, false), snapshot: diskSnapshot, secretKeys, holder: deps.holder, updatedAt: "" });
+  let lastVerdict: string | undefined;
+  const journal = (phase: "staging" | "shifting" | "reverting", step: number, bakeEndsAt?: number) =>
+    deps.journal.record({
+      stack: deps.stack.name,
+      release: plan.release,
+      candidate: plan.candidate,
+      stable: plan.stable,
+      phase,
+      step,
+      steps: plan.steps,
+      weight: candidateWeight(plan, step, false),
+      ...(lastVerdict ? { lastVerdict } : {}),
+      ...(bakeEndsAt !== undefined ? { bakeEndsAt: new Date(bakeEndsAt).toISOString() } : {}),
+      baseVersion: input.baseVersion,
+      snapshot: diskSnapshot,
+      secretKeys,
+      holder: deps.holder,
+      updatedAt: "",
+    });
   const report = (result: DeployReport["result"], rollback: RollbackReport | null, stable: Slot): DeployReport => ({
     result,
     stack: deps.stack.name,
@@ -191,8 +210,9 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
       checkAbort(deps);
       failedAt = i;
       await journal("shifting", i);
-      const step = await runStep(deps, input, staged, expected, i, judge);
+      const step = await runStep(deps, input, staged, expected, i, judge, (endsAt) => journal("shifting", i, endsAt));
       steps.push(step);
+      lastVerdict = step.verdict;
       deps.progress.emit({ kind: "step", step, total: plan.steps.length });
       if (step.verdict !== "passed" && !(step.verdict === "inconclusive" && config.rollout.inconclusive === "pass")) {
         const f = step.findings[0];
@@ -207,7 +227,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
       await up(deps, `bluegreen deploy ${plan.release}: ${plan.candidate} is stable`);
       await awaitRouting(deps, settled.revision);
     }
-    await deps.state.clear();
+    await deps.journal.clear();
     deps.progress.emit({ kind: "info", message: `release ${plan.release} serves 100 percent on ${plan.candidate}, now the stable slot` });
     return report("succeeded", null, plan.candidate);
   } catch (err) {
@@ -240,7 +260,7 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     const rollback: RollbackReport = { reason: `${failure.message}; ${message}`, step: failedAt >= 0 ? failedAt : null, weight, metric: failure.metric, restoredRevision: revertRevision, restoreMs: deps.clock.now() - failedClock };
     return report("failed", rollback, plan.stable);
   }
-  await deps.state.clear();
+  await deps.journal.clear();
   const rollback: RollbackReport = {
     reason: failure.message,
     step: failedAt >= 0 ? failedAt : null,
@@ -261,7 +281,15 @@ async function up(deps: RolloutDeps, message: string): Promise<void> {
   await deps.stack.up({ message });
 }
 
-async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConfig, expected: Record<Slot, string>, index: number, judge: RolloutJudge): Promise<StepReport> {
+async function runStep(
+  deps: RolloutDeps,
+  input: RolloutInput,
+  staged: StackConfig,
+  expected: Record<Slot, string>,
+  index: number,
+  judge: RolloutJudge,
+  onBake: (endsAt: number) => Promise<void>,
+): Promise<StepReport> {
   const { plan, config } = input;
   const next = stepConfig(staged, plan, index);
   const weight = plan.steps[index];
@@ -298,6 +326,8 @@ async function runStep(deps: RolloutDeps, input: RolloutInput, staged: StackConf
   judge.startStep();
   let check = 0;
   do {
+    // Best effort, like every journal write that only informs `status --watch`: it never fails a step.
+    await onBake(deps.clock.now() + plan.bakeMs).catch(() => undefined);
     const samples = await bake(deps, input, { index, weight, check: ++check });
     transportRetries = samples.reduce((n, s) => n + (s.attempts ?? 1) - 1, 0);
     checkAbort(deps);

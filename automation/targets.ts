@@ -21,8 +21,6 @@ export interface Target {
   stack: DeploymentStack;
   /** The S3 client for the stack's origin and audit buckets, with the stack's own AWS settings. */
   s3: S3Client;
-  /** Root of the driver's per-stack lock and journal. */
-  stateRoot: string;
   audit: AuditLog;
   /** Set for local stacks: the local cloud the stack runs on (another local stack may share it). */
   local?: LocalCloud;
@@ -117,7 +115,7 @@ export async function openTarget(ref: string, opts: { cloud?: LocalCloud; create
     };
     try {
       const stack = await cloud.stack(name);
-      return { stack, s3: cloud.s3, stateRoot: cloud.stateDir, audit: localAuditLog(name, { stateDir: cloud.stateDir }), local: cloud, close };
+      return { stack, s3: cloud.s3, audit: localAuditLog(name, { stateDir: cloud.stateDir }), local: cloud, close };
     } catch (err) {
       await close();
       throw err;
@@ -142,13 +140,11 @@ export async function openTarget(ref: string, opts: { cloud?: LocalCloud; create
   const s3 = new S3Client(awsSettings(await stack.getAllConfig()));
   const outputs = await stack.outputs();
   const auditBucket = outputs.auditBucket?.value as string | undefined;
-  const stateRoot = path.join(workDir, ".bluegreen");
   return {
     stack,
     s3,
-    stateRoot,
     // Before the first `up` there is no audit bucket yet; records go to the working folder until there is.
-    audit: new AuditLog(auditBucket ? new S3AuditStore(s3, auditBucket, name) : new FileAuditStore(path.join(stateRoot, "audit", `${name}.jsonl`))),
+    audit: new AuditLog(auditBucket ? new S3AuditStore(s3, auditBucket, name) : new FileAuditStore(path.join(workDir, ".bluegreen", "audit", `${name}.jsonl`))),
     close: async () => s3.destroy(),
   };
 }

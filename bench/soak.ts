@@ -1,6 +1,7 @@
 // `npm run soak -- --cycles N [--seed S]`: N deploy/rollback cycles on the local cloud, each with a random fault
 // (error rate, latency, an `up` failure at a random point, SIGTERM to a deploying CLI, SIGKILL to a deploying CLI
-// followed by `bluegreen rollback`). After every cycle the invariants are checked; the count of violations and the
+// followed by `bluegreen rollback` once its lease expired, a second operator's deploy or rollback while a rollout bakes,
+// `bluegreen abort` while it bakes). After every cycle the invariants are checked; the count of violations and the
 // first one in full are printed, and the exit code is 1 when there was any.
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { spawn } from "node:child_process";
@@ -10,7 +11,7 @@ import { hideBin } from "yargs/helpers";
 import { otherSlot, SLOTS, type Slot } from "../infra/config";
 import { deploy } from "../automation/deploy";
 import { RolledBackError } from "../automation/errors";
-import { driverStateDir, StackState } from "../automation/journal";
+import { leaseStoreOf, type LeaseView } from "../automation/lease";
 import { REPO_ROOT } from "../automation/local/state";
 import type { ConfigMap } from "../automation/port";
 import { HttpProber, probeMany } from "../automation/prober";
@@ -22,7 +23,11 @@ import { RecordingReporter, STACK, startBenchCloud, type BenchCloud } from "./su
 import { mulberry32 } from "./prng";
 
 const BIN = path.join(REPO_ROOT, "bin", "bluegreen.js");
-const FAULTS = ["none", "error-rate", "latency", "up-failure", "sigterm", "sigkill"] as const;
+const FAULTS = ["none", "error-rate", "latency", "up-failure", "sigterm", "sigkill", "second-operator", "abort"] as const;
+/** A dead deploy's lease expires this long after its last heartbeat (the CLI children and in-process deploys alike). */
+const LEASE_SECONDS = "3";
+/** Bake per step where another process acts during a bake: long enough that it lands mid-rollout. */
+const BAKE_FOR_OTHERS = "2s";
 const STEPS = [10, 25, 50, 75, 100];
 /** Fresh viewers per invariant check: all must land on the stable slot. */
 const VIEWERS = 40;
@@ -48,19 +53,31 @@ interface Cli {
   stderr: string;
 }
 
-/** Runs the CLI; `kill` is called with the child once its stderr shows `when` (then after `delayMs`). */
-function cli(bench: BenchCloud, args: string[], kill?: { when: RegExp; delayMs: number; signal: NodeJS.Signals }): Promise<Cli> {
+/**
+ * Runs the CLI; once its stderr shows `when` (then after `delayMs`), `signal` is sent to the child and `then` starts
+ * another action (a second operator's command), which the returned promise also waits for.
+ */
+function cli(bench: BenchCloud, args: string[], on?: { when: RegExp; delayMs: number; signal?: NodeJS.Signals; then?: () => Promise<unknown> }): Promise<Cli> {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: bench.env, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
-  let armed = kill !== undefined;
+  let armed = on !== undefined;
+  let other: Promise<unknown> = Promise.resolve();
   child.stderr.setEncoding("utf8").on("data", (c: string) => {
     stderr += c;
-    if (armed && kill!.when.test(stderr)) {
+    if (armed && on!.when.test(stderr)) {
       armed = false;
-      setTimeout(() => child.kill(kill!.signal), kill!.delayMs);
+      other = new Promise((resolve) =>
+        setTimeout(() => {
+          if (on!.signal) child.kill(on!.signal);
+          resolve(on!.then?.());
+        }, on!.delayMs),
+      );
     }
   });
-  return new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stderr })));
+  return new Promise<Cli>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stderr }))).then(async (res) => {
+    await other;
+    return res;
+  });
 }
 
 async function runCycle(bench: BenchCloud, cycle: number, rand: () => number): Promise<CycleOutcome> {
@@ -111,12 +128,38 @@ async function runFault(bench: BenchCloud, cycle: number, rand: () => number, fa
       const describe = `${signal} ${delayMs} ms after staging began`;
       const outcome = `deploy exit ${run.code ?? run.signal}`;
       if (signal === "SIGTERM") return { fault: describe, outcome: run.code === 1 || run.code === 0 ? outcome : `${outcome}: ${lastLine(run.stderr)}` };
-      const state = new StackState(driverStateDir(bench.stateDir, STACK));
-      if ((await state.journal()) === undefined && (await state.holder()) === undefined) return { fault: describe, outcome: `${outcome} (finished before the kill)` };
+      if ((await leaseOf(bench)).state === "free") return { fault: describe, outcome: `${outcome} (finished before the kill)` };
+      // Any machine may finish it once the dead deploy's lease has expired (no heartbeat renews it).
+      for (let i = 0; i < 100 && (await leaseOf(bench)).state === "live"; i++) await new Promise((r) => setTimeout(r, 100));
       const rb = await cli(bench, ["rollback", "--stack", STACK]);
       return { fault: describe, outcome: `${outcome}; rollback exit ${rb.code ?? rb.signal}${rb.code === 0 ? "" : `: ${lastLine(rb.stderr)}`}` };
     }
+    case "second-operator":
+    case "abort": {
+      // During the bake of a random step but the last (so the rollout is surely still running when the other acts).
+      const at = Math.floor(rand() * (STEPS.length - 1));
+      const when = new RegExp(`${candidate} at ${STEPS[at]}%: .*baking`);
+      const second = fault === "abort" ? ["abort", "--stack", STACK] : rand() < 0.5 ? ["rollback", "--stack", STACK] : ["deploy", "--stack", STACK, "--artifact", bench.release(`${release}-other`), "--release", `${release}-other`, "--steps", STEPS.join(","), "--bake", "0s"];
+      let other: Cli | undefined;
+      const run = await cli(bench, ["deploy", "--stack", STACK, "--artifact", artifact, "--release", release, "--steps", STEPS.join(","), "--bake", BAKE_FOR_OTHERS], {
+        when,
+        delayMs: Math.floor(rand() * 1000),
+        then: async () => (other = await cli(bench, second)),
+      });
+      const describe = `${fault === "abort" ? "abort" : `a second operator's ${second[0]}`} during the ${STEPS[at]} percent bake`;
+      // Expected: the abort is taken (0) and the deploy reverts (1); a second operator is refused (2) and the deploy completes (0).
+      const expected = fault === "abort" ? { deploy: 1, other: 0 } : { deploy: 0, other: 2 };
+      const outcome = `deploy exit ${run.code ?? run.signal}, ${second[0]} exit ${other?.code ?? other?.signal ?? "(never ran)"}`;
+      const off = run.code !== expected.deploy || other?.code !== expected.other;
+      return { fault: describe, outcome: off ? `UNEXPECTED ${outcome}: ${lastLine(other?.stderr ?? "")} / ${lastLine(run.stderr)}` : outcome };
+    }
   }
+}
+
+/** The stack's lease, as every machine sees it. */
+async function leaseOf(bench: BenchCloud): Promise<LeaseView> {
+  const store = await leaseStoreOf({ stack: await bench.cloud.stack(STACK), s3: bench.cloud.s3 });
+  return store ? store.view() : { state: "free" };
 }
 
 function lastLine(text: string): string {
@@ -156,10 +199,9 @@ async function checkInvariants(bench: BenchCloud, pre: ConfigMap, release: strin
   } catch (err) {
     return [{ invariant: "stack config is valid", detail: (err as Error).message }];
   }
-  const state = new StackState(driverStateDir(bench.stateDir, STACK));
-  const journal = await state.journal();
-  const lock = await state.holder();
-  if (journal || lock) problems.push({ invariant: "no rollout in flight after a cycle", detail: `journal ${JSON.stringify(journal?.phase)}, lock ${JSON.stringify(lock)}` });
+  const lease = await leaseOf(bench);
+  const journal = lease.state === "free" ? undefined : lease.journal;
+  if (lease.state !== "free") problems.push({ invariant: "no rollout in flight after a cycle", detail: `lease ${lease.state}, journal ${JSON.stringify(journal?.phase)}, holder ${lease.holder.command}` });
 
   if (!SLOTS.includes(config.stable)) problems.push({ invariant: "exactly one stable slot", detail: `stable = ${config.stable}` });
   if (config.weights.blue + config.weights.green !== 100) problems.push({ invariant: "weights sum to 100", detail: JSON.stringify(config.weights) });
@@ -246,6 +288,7 @@ async function main(): Promise<void> {
   const rand = mulberry32(seed);
   console.log(`soak: ${argv.cycles} cycles, seed ${seed} (rerun with --seed ${seed})`);
   const started = Date.now();
+  process.env.BLUEGREEN_LEASE_SECONDS = LEASE_SECONDS;
   const bench = await startBenchCloud("soak");
   const violations: Violation[] = [];
   const tally = new Map<string, number>();
@@ -259,6 +302,8 @@ async function main(): Promise<void> {
       const { kind, fault, outcome } = await runCycle(bench, cycle, rand);
       bench.cloud.clearFaults(STACK);
       const problems = await checkInvariants(bench, pre, `soak-${cycle}`);
+      // A second operator must be refused and an abort obeyed: anything else is a violation too.
+      if (outcome.startsWith("UNEXPECTED")) problems.push({ invariant: "a second operator is refused (exit 2) and an abort reverts the rollout (exit 1)", detail: outcome });
       for (const p of problems) violations.push({ cycle, fault, ...p });
       tally.set(kind!, (tally.get(kind!) ?? 0) + 1);
       console.log(`cycle ${String(cycle).padStart(3)}: ${fault} -> ${outcome} (${((Date.now() - t) / 1000).toFixed(1)} s)${problems.length ? `  VIOLATIONS: ${problems.map((p) => p.invariant).join("; ")}` : ""}`);

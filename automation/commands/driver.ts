@@ -1,6 +1,7 @@
 // yargs command modules for the driver. This layer only parses argv and maps it to typed options.
 import type { Argv, CommandModule } from "yargs";
 import type { Slot } from "../../infra/config";
+import { abort } from "../abort";
 import { deploy, parseDuration, parseSteps } from "../deploy";
 import { exitCodeOf, EXIT, UsageError } from "../errors";
 import { history, status, verify } from "../inspect";
@@ -80,11 +81,22 @@ const verifyCommand: CommandModule<object, Common & { slot?: Slot }> = {
   handler: (a) => reported("verify", a, (reporter) => verify({ stack: a.stack, slot: a.slot }, reporter)),
 };
 
-const statusCommand: CommandModule<object, Common> = {
+const statusCommand: CommandModule<object, Common & { watch: boolean }> = {
   command: "status",
-  describe: "show the stable slot, releases, weights and any rollout in flight",
+  describe: "show the stable slot, releases, weights and any rollout in flight (on any machine)",
+  builder: (y: Argv) =>
+    y
+      .option("stack", stackOption)
+      .option("watch", { type: "boolean", default: false, describe: "follow the rollout in progress (step, weight, last verdict, bake left) until it ends" })
+      .option("json", jsonOption) as never,
+  handler: (a) => reported("status", a, (reporter) => status(a.stack, reporter, { watch: a.watch })),
+};
+
+const abortCommand: CommandModule<object, Common> = {
+  command: "abort",
+  describe: "make the rollout in progress on the stack (run from any machine) revert and exit 1",
   builder: (y: Argv) => y.option("stack", stackOption).option("json", jsonOption) as never,
-  handler: (a) => reported("status", a, (reporter) => status(a.stack, reporter)),
+  handler: (a) => reported("abort", a, (reporter) => abort(a.stack, reporter)),
 };
 
 const historyCommand: CommandModule<object, Common> = {
@@ -106,4 +118,4 @@ const promoteCommand: CommandModule<object, { from: string; to: string; approve?
   handler: (a) => reported("promote", a, (reporter) => promote({ from: a.from, to: a.to, approve: a.approve ?? [] }, reporter)),
 };
 
-export const driverCommands = [deployCommand, promoteCommand, rollbackCommand, verifyCommand, statusCommand, historyCommand] as CommandModule[];
+export const driverCommands = [deployCommand, promoteCommand, rollbackCommand, abortCommand, verifyCommand, statusCommand, historyCommand] as CommandModule[];

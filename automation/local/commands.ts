@@ -6,7 +6,6 @@ import type { Argv, CommandModule } from "yargs";
 import { SLOTS, type Slot } from "../../infra/config";
 import { UsageError } from "../errors";
 import { deploy } from "../deploy";
-import { driverStateDir } from "../journal";
 import { Reporter } from "../output";
 import { LOCAL_CLOUD_MARKER, runningCloud, startLocalCloud } from "./cloud";
 import { FaultStore, MAX_LATENCY_MS, slotFaultProblem } from "./faults";
@@ -112,7 +111,6 @@ const demoCommand: CommandModule = {
     try {
       rmSync(stackDir(cloud.stateDir, DEMO_STACK), { recursive: true, force: true });
       rmSync(path.join(cloud.workDir, "stacks", `Pulumi.${DEMO_STACK}.yaml`), { force: true });
-      rmSync(driverStateDir(cloud.stateDir, DEMO_STACK), { recursive: true, force: true });
       const out = (line: string) => process.stdout.write(`${line}\n`);
       out(`local cloud: edge ${cloud.url}, stack ${DEMO_STACK} (Host: ${cloud.host(DEMO_STACK)})`);
       const reporter = new Reporter({ json: false });

@@ -13,20 +13,35 @@ export interface AuditBucketArgs {
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
 
-/** The bucket policy document: uploads must carry `If-None-Match` (create, never replace); plain HTTP is denied to all. */
+/** Where the driver keeps each stack's rollout lease and journal (automation/lease.ts): the one object rewritten here. */
+export const LEASE_PREFIX = "rollout/";
+
+/**
+ * The bucket policy document: audit records must be created with `If-None-Match` (never replaced); the rollout lease
+ * may be rewritten, but only as a compare-and-swap (`If-Match`) or a create; plain HTTP is denied to all.
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html (example 3: either header)
+ */
 export function auditBucketPolicy(bucketArn: string): object {
   return {
     Version: "2012-10-17",
     Statement: [
       {
         // A PutObject without If-None-Match could replace a record; with it, S3 refuses an existing key (412).
-        // https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
         Sid: "DenyOverwrites",
         Effect: "Deny",
         Principal: "*",
         Action: "s3:PutObject",
-        Resource: `${bucketArn}/*`,
+        NotResource: `${bucketArn}/${LEASE_PREFIX}*`,
         Condition: { Null: { "s3:if-none-match": "true" } },
+      },
+      {
+        // Keys in one Null block are ANDed: denied when the write carries neither header.
+        Sid: "DenyUnconditionalLeaseWrites",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:PutObject",
+        Resource: `${bucketArn}/${LEASE_PREFIX}*`,
+        Condition: { Null: { "s3:if-none-match": "true", "s3:if-match": "true" } },
       },
       denyPlainHttp(bucketArn),
     ],

@@ -11,11 +11,10 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { STAND_IN_ROOT } from "../../automation/local/cloud";
 import { REPO_ROOT } from "../../automation/local/state";
-import { HttpProber, probeMany } from "../../automation/prober";
 import type { RollbackReport } from "../../automation/rollback";
 import type { DeployReport } from "../../automation/rollout";
 import type { StatusReport } from "../../automation/inspect";
-import { parseJson, RELEASES_DIR, startAccessGateway, startE2E, type CliResult, type E2E } from "./support";
+import { freshViewers, parseJson, RELEASES_DIR, startAccessGateway, startE2E, type CliResult, type E2E } from "./support";
 
 const STACKS = ["dev", "staging", "production"] as const;
 const FAST = { steps: [10, 25, 50, 75, 100], bakeSeconds: 0, probesPerStep: 60, minSamples: 20 };
@@ -26,7 +25,7 @@ describe("the real path: dev, staging and production through the automation SDK 
   let work: string;
   const gateways: Awaited<ReturnType<typeof startAccessGateway>>[] = [];
   // s3rver's key pair, as the default credential chain would supply a role's keys.
-  const awsEnv = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1" };
+  const awsEnv = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1", BLUEGREEN_LEASE_SECONDS: "3" };
 
   const bg = (args: string[], env: NodeJS.ProcessEnv = {}) => e2e.cli(args, { ...awsEnv, ...env }, work);
   /** The stand-in, run by hand in the working folder as a user runs `pulumi`. */
@@ -52,17 +51,7 @@ describe("the real path: dev, staging and production through the automation SDK 
     return parseJson<DeployReport>(res.stdout);
   };
   const status = async (stack: string) => parseJson<StatusReport>((await ok(bg(["status", "--stack", stack, "--json"]))).stdout);
-  async function viewers(stack: string): Promise<Record<string, number>> {
-    const prober = new HttpProber({ url: e2e.cloud.url, host: e2e.cloud.host(stack) }, 8);
-    try {
-      const res = await probeMany(prober, Array.from({ length: 100 }, () => ({ path: "/version.json" })), { concurrency: 8, spreadMs: 0, sleep: async () => {} });
-      const seen: Record<string, number> = {};
-      for (const r of res) seen[`${r.status} ${r.slot ?? "-"} ${r.release ?? "-"}`] = (seen[`${r.status} ${r.slot ?? "-"} ${r.release ?? "-"}`] ?? 0) + 1;
-      return seen;
-    } finally {
-      prober.close();
-    }
-  }
+  const viewers = (stack: string) => freshViewers(e2e.cloud, stack);
   const historyVersions = async (stack: string) => (JSON.parse((await ok(pulumi(["stack", "history", "--json", "--page-size", "0", "--stack", stack]))).stdout) as { version: number; message: string }[]);
 
   before(async function () {
@@ -239,7 +228,12 @@ describe("the real path: dev, staging and production through the automation SDK 
     for (let i = 0; i < 600 && !/blue at 100%: .*baking/.test(run.stderrSoFar()); i++) await new Promise((r) => setTimeout(r, 100));
     run.child.kill("SIGKILL");
     await run.done;
-    const s = await status("dev");
+    // Its lease, in dev's audit bucket, expires 3 s after the last heartbeat; until then the rollout is in progress.
+    let s = await status("dev");
+    for (let i = 0; i < 30 && s.rollout.state === "in-progress"; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      s = await status("dev");
+    }
     expect(s).to.deep.include({ stable: "green", weights: { blue: 100, green: 0 } });
     expect(s.rollout.state).to.equal("interrupted");
     await ok(bg(["rollback", "--stack", "dev"]));

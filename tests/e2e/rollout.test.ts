@@ -1,25 +1,23 @@
 // The driver end to end on the local cloud, through the CLI in a child process: the happy path, automatic revert on
-// each kind of failure, signals, the lock, and rollback from history.
+// each kind of failure, signals, the lease, and rollback from history.
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { deploy as deployInProcess, parseDuration } from "../../automation/deploy";
 import { exitCodeOf } from "../../automation/errors";
-import { driverStateDir } from "../../automation/journal";
+import { currentHolder, LeaseStore } from "../../automation/lease";
 import { Reporter } from "../../automation/output";
 import type { DeployReport } from "../../automation/rollout";
 import type { StatusReport } from "../../automation/inspect";
 import type { RollbackReport } from "../../automation/rollback";
-import { HttpProber, probeMany } from "../../automation/prober";
 import type { ConfigMap } from "../../automation/port";
-import { parseJson, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
+import { freshViewers, parseJson, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
 
 const R1 = path.join(RELEASES_DIR, "1.0.0");
 const R2 = path.join(RELEASES_DIR, "2.0.0");
 
-// The happy path, signals, the lock and rollback run the CLI as a child process; the revert cases call the same
+// The happy path, signals, the lease and rollback run the CLI as a child process; the revert cases call the same
 // deploy() in this process, which keeps one warm program worker (a child CLI pays a cold start per run).
 const REVISION = "picasso-widget:revision";
 
@@ -38,20 +36,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
     expect(Number(revisionNow.value)).to.be.above(Number(revisionBefore.value));
   }
 
-  async function viewers(count = 200): Promise<Record<string, number>> {
-    const prober = new HttpProber({ url: e2e.cloud.url, host: e2e.cloud.host("local") }, 8);
-    try {
-      const res = await probeMany(prober, Array.from({ length: count }, () => ({ path: "/version.json" })), { concurrency: 8, spreadMs: 0, sleep: async () => {} });
-      const seen: Record<string, number> = {};
-      for (const r of res) {
-        const key = `${r.status} ${r.slot ?? "-"} ${r.release ?? "-"}`;
-        seen[key] = (seen[key] ?? 0) + 1;
-      }
-      return seen;
-    } finally {
-      prober.close();
-    }
-  }
+  const viewers = (count = 200) => freshViewers(e2e.cloud, "local", count);
 
   function expectExit(res: CliResult, code: number): void {
     expect(res.code, `exit code; stderr:\n${res.stderr}`).to.equal(code);
@@ -87,6 +72,8 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
 
   before(async function () {
     e2e = await startE2E();
+    // A killed deploy's lease expires 3 s after its last heartbeat (30 s by default).
+    e2e.env.BLUEGREEN_LEASE_SECONDS = "3";
     // Enough fresh viewers per step that the observed share is within 5 points of the weight (sd ≤ 1.6 points).
     await e2e.tune({ rollout: { bakeSeconds: 0, probesPerStep: 1000, minSamples: 20 } });
     const { res, report } = await deploy(["--artifact", R1, "--release", "1.0.0"]);
@@ -187,7 +174,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
     });
   });
 
-  describe("signals and the lock", () => {
+  describe("signals and the lease", () => {
     beforeEach(async () => {
       await e2e.tune({ rollout: { bakeSeconds: 0, probesPerStep: 100, minSamples: 20 } });
     });
@@ -210,7 +197,12 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       await waitFor(/blue at 10%: .*baking/, run.stderrSoFar);
       run.child.kill("SIGKILL");
       await run.done;
-      const status = parseJson<StatusReport>((await e2e.cli(["status", "--stack", "local", "--json"])).stdout);
+      // Live until its lease expires (no heartbeat renews it any more), then interrupted.
+      let status = parseJson<StatusReport>((await e2e.cli(["status", "--stack", "local", "--json"])).stdout);
+      for (let i = 0; i < 30 && status.rollout.state === "in-progress"; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        status = parseJson<StatusReport>((await e2e.cli(["status", "--stack", "local", "--json"])).stdout);
+      }
       expect(status.rollout).to.deep.include({ state: "interrupted", release: "3.0.0", weight: 10 });
       const rb = await e2e.cli(["rollback", "--stack", "local", "--json"]);
       expectExit(rb, 0);
@@ -247,14 +239,15 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       expect(await viewers()).to.deep.equal({ "200 blue 1.0.0": 200 });
     });
 
-    it("takes over the lock of a deploy that died outside a rollout (no journal), and deploys", async () => {
+    it("takes over the expired lease of a deploy that died outside a rollout (no journal), and deploys", async () => {
       const dead = spawnSync(process.execPath, ["-e", "0"]).pid;
-      const dir = driverStateDir(e2e.stateDir, "local");
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(path.join(dir, "lock.json"), JSON.stringify({ pid: dead, host: hostname(), user: "ci", command: "deploy 9.9.9", startedAt: new Date().toISOString() }));
+      const store = new LeaseStore(e2e.cloud.s3, String((await (await e2e.cloud.stack("local")).outputs()).auditBucket.value), "local");
+      const now = Date.now();
+      const holder = { ...currentHolder("deploy 9.9.9"), user: "ci", pid: dead };
+      await store.write({ stack: "local", holder, renewedAt: new Date(now - 60_000).toISOString(), expiresAt: new Date(now - 30_000).toISOString() }, (await store.read())?.etag);
       const { res } = await deploy(["--artifact", e2e.release("5.0.0"), "--release", "5.0.0", "--steps", "100", "--bake", "0s"]);
       expectExit(res, 0);
-      expect(res.stderr).to.match(new RegExp(`taking over the lock of ci@.* pid ${dead} \\(deploy 9\\.9\\.9`));
+      expect(res.stderr).to.match(new RegExp(`taking over the lease of ci@.* pid ${dead} \\(deploy 9\\.9\\.9.*which expired at`));
       expect(await viewers()).to.deep.equal({ "200 green 5.0.0": 200 });
     });
   });

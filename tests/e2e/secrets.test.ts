@@ -1,9 +1,9 @@
 // The preview token (a Pulumi secret) never leaves the stack config: not in any command's stdout, stderr or JSON
-// report, not in the GitHub job summary, the audit log, or the driver's lock and journal, even while a rollout runs.
+// report, not in the GitHub job summary, the audit log, or the stack's rollout lease and journal, even while a rollout runs.
 import { expect } from "chai";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { driverStateDir } from "../../automation/journal";
+import { LeaseStore } from "../../automation/lease";
 import { stackDir } from "../../automation/local/state";
 import { parseJson, PREVIEW_TOKEN, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
 
@@ -17,12 +17,12 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-describe("bluegreen: the preview token never appears in output, reports or the driver's files", function () {
+describe("bluegreen: the preview token never appears in output, reports, the driver's files or its lease", function () {
   this.timeout(180_000);
   let e2e: E2E;
   const runs: { label: string; expectCode: number; res: CliResult }[] = [];
-  /** Every version of the driver's lock and journal seen while the commands ran. */
-  const driverFiles = new Map<string, string>();
+  /** Every version of the stack's lease object (holder and journal) seen while the commands ran. */
+  const leaseVersions = new Set<string>();
   let summaryFile: string;
 
   before(async function () {
@@ -30,17 +30,16 @@ describe("bluegreen: the preview token never appears in output, reports or the d
     summaryFile = path.join(e2e.stateDir, "step-summary.md");
     e2e.env.GITHUB_STEP_SUMMARY = summaryFile;
     await e2e.tune({ rollout: { steps: [50, 100], bakeSeconds: 0, probesPerStep: 60, minSamples: 20 } });
-    const driverDir = driverStateDir(e2e.stateDir, "local");
-    const watcher = setInterval(() => {
-      for (const name of ["lock.json", "journal.json"]) {
-        try {
-          const text = readFileSync(path.join(driverDir, name), "utf8");
-          driverFiles.set(`${name}: ${text}`, text);
-        } catch {
-          // Not there between rollouts.
-        }
+    const bucket = String((await (await e2e.cloud.stack("local")).outputs()).auditBucket.value);
+    const lease = new LeaseStore(e2e.cloud.s3, bucket, "local");
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const held = await lease.read().catch(() => undefined);
+        if (held) leaseVersions.add(JSON.stringify(held.record));
+        await new Promise((r) => setTimeout(r, 20));
       }
-    }, 20);
+    })();
     const run = async (label: string, expectCode: number, args: string[]) => runs.push({ label, expectCode, res: await e2e.cli(args) });
     try {
       await run("deploy --json (first release)", 0, ["deploy", "--stack", "local", "--artifact", R1, "--release", "1.0.0", "--json"]);
@@ -55,7 +54,8 @@ describe("bluegreen: the preview token never appears in output, reports or the d
       await run("verify --slot blue --json (preview route)", 0, ["verify", "--stack", "local", "--slot", "blue", "--json"]);
       await run("rollback --json", 0, ["rollback", "--stack", "local", "--json"]);
     } finally {
-      clearInterval(watcher);
+      watching = false;
+      await watcher;
     }
   });
 
@@ -87,11 +87,13 @@ describe("bluegreen: the preview token never appears in output, reports or the d
     expect(audit).not.to.contain(PREVIEW_TOKEN);
   });
 
-  it("keeps it out of the driver's lock and journal, as written during the rollouts", () => {
-    const seen = [...driverFiles.keys()];
-    expect(seen.some((k) => k.startsWith("journal.json")), "a journal was observed mid-rollout").to.equal(true);
-    expect(seen.some((k) => k.startsWith("lock.json")), "a lock was observed mid-rollout").to.equal(true);
-    for (const [key, text] of driverFiles) expect(text, key).not.to.contain(PREVIEW_TOKEN);
+  it("keeps it out of the stack's lease and journal, as written during the rollouts", () => {
+    const seen = [...leaseVersions].map((text) => ({ text, record: JSON.parse(text) as { journal?: { phase: string; snapshot: object; secretKeys: string[] } } }));
+    const journals = seen.filter((v) => v.record.journal !== undefined);
+    expect(journals.length, "a journal was observed mid-rollout").to.be.greaterThan(0);
+    expect(journals[0].record.journal!.secretKeys).to.include("picasso-widget:previewToken");
+    expect(Object.keys(journals[0].record.journal!.snapshot)).to.include("picasso-widget:slots");
+    for (const { text } of seen) expect(text).not.to.contain(PREVIEW_TOKEN);
   });
 
   it("keeps it out of every file in the state folder except the stack file and the backend's history", () => {
@@ -106,6 +108,6 @@ describe("bluegreen: the preview token never appears in output, reports or the d
     expect(searched.length).to.be.greaterThan(10);
     expect(searched.some((f) => f.endsWith("audit.jsonl"))).to.equal(true);
     for (const file of searched) expect(readFileSync(file).includes(PREVIEW_TOKEN), path.relative(e2e.stateDir, file)).to.equal(false);
-    expect(existsSync(driverStateDir(e2e.stateDir, "local"))).to.equal(true);
+    expect(searched.some((f) => f.includes(path.join("rollout", "local", "lease.json"))), "the lease object is among the files searched").to.equal(true);
   });
 });

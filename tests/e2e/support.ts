@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { STAND_IN_ROOT, startLocalCloud, type LocalCloud } from "../../automation/local/cloud";
 import { REPO_ROOT } from "../../automation/local/state";
 import type { ConfigMap } from "../../automation/port";
+import { HttpProber, probeMany } from "../../automation/prober";
 
 export const RELEASES_DIR = path.join(REPO_ROOT, "examples", "widget", "releases");
 export const PREVIEW_TOKEN = "local-preview-token-0123456789"; // stacks/Pulumi.local.yaml
@@ -130,4 +131,20 @@ export async function startAccessGateway(s3Endpoint: string, stack: string): Pro
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, denied, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+/** What `count` fresh viewers of `stack` get through the local edge: "<status> <slot> <release>" → how many. */
+export async function freshViewers(cloud: LocalCloud, stack: string, count = 100): Promise<Record<string, number>> {
+  const prober = new HttpProber({ url: cloud.url, host: cloud.host(stack) }, 8);
+  try {
+    const res = await probeMany(prober, Array.from({ length: count }, () => ({ path: "/version.json" })), { concurrency: 8, spreadMs: 0, sleep: async () => {} });
+    const seen: Record<string, number> = {};
+    for (const r of res) {
+      const key = `${r.status} ${r.slot ?? "-"} ${r.release ?? "-"}`;
+      seen[key] = (seen[key] ?? 0) + 1;
+    }
+    return seen;
+  } finally {
+    prober.close();
+  }
 }

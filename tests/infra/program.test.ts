@@ -127,7 +127,15 @@ for (const stack of ["dev", "staging", "production", "local"]) {
       const statements = (JSON.parse(String(policy.inputs.policy)) as { Statement: Statement[] }).Statement;
       expect(statements.filter((s) => s.Effect !== "Deny")).to.deep.equal([]);
       expect(statements).to.deep.include.members([
-        { Sid: "DenyOverwrites", Effect: "Deny", Principal: "*", Action: "s3:PutObject", Resource: `${bucketArn}/*`, Condition: { Null: { "s3:if-none-match": "true" } } },
+        { Sid: "DenyOverwrites", Effect: "Deny", Principal: "*", Action: "s3:PutObject", NotResource: `${bucketArn}/rollout/*`, Condition: { Null: { "s3:if-none-match": "true" } } },
+        {
+          Sid: "DenyUnconditionalLeaseWrites",
+          Effect: "Deny",
+          Principal: "*",
+          Action: "s3:PutObject",
+          Resource: `${bucketArn}/rollout/*`,
+          Condition: { Null: { "s3:if-none-match": "true", "s3:if-match": "true" } },
+        },
         { Sid: "DenyPlainHttp", Effect: "Deny", Principal: "*", Action: "s3:*", Resource: [bucketArn, `${bucketArn}/*`], Condition: { Bool: { "aws:SecureTransport": "false" } } },
       ]);
       expect(JSON.stringify(statements)).to.not.contain("cloudfront");
