@@ -59,6 +59,8 @@ export interface StepReport {
    */
   unattributed?: { transportRetries: number; transportFailures: number; untaggedErrors: number };
   timings: { configMs: number; upMs: number; propagationMs: number; bakeMs: number };
+  /** The real-browser gate after this step's judgement, when `verification.browserGate.everyStep` is set. */
+  browserGate?: BrowserGateResult;
 }
 
 export interface RollbackReport {
@@ -198,11 +200,17 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
     await verifyCandidate(deps, input, plan.candidate);
     checkAbort(deps);
     stage(`the browser gate on ${plan.candidate}`);
-    browserGate = (await (deps.browserGate ?? browserGateFor(deps.prober))({ stack: deps.stack.name, release: plan.release, candidate: plan.candidate, stable: plan.bootstrap ? null : plan.stable, previewToken: input.previewToken, config })) ?? undefined;
-    if (browserGate) {
-      deps.progress.emit({ kind: "info", message: `browser gate on ${plan.candidate}: ${browserGate.verdict} (${browserGate.embedding}, report ${browserGate.report})` });
-      if (browserGate.verdict === "failed") throw new StepFailed({ metric: "browser", message: browserGate.findings.map((f) => f.message).join("; ") });
-    }
+    const gate = deps.browserGate ?? browserGateFor(deps.prober);
+    const runGate = async (when: string): Promise<BrowserGateResult | undefined> => {
+      const result = (await gate({ stack: deps.stack.name, release: plan.release, candidate: plan.candidate, stable: plan.bootstrap ? null : plan.stable, previewToken: input.previewToken, config })) ?? undefined;
+      if (result) deps.progress.emit({ kind: "info", message: `browser gate on ${plan.candidate} ${when}: ${result.verdict} (${result.embedding}, report ${result.report})` });
+      return result;
+    };
+    const gateFailed = (result: BrowserGateResult | undefined) => {
+      if (result?.verdict === "failed") throw new StepFailed({ metric: "browser", message: result.findings.map((f) => f.message).join("; ") });
+    };
+    browserGate = await runGate("before any viewer traffic");
+    gateFailed(browserGate);
 
     const judge = new RolloutJudge(config.rollout);
     for (let i = 0; i < plan.steps.length; i++) {
@@ -217,6 +225,12 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
       if (step.verdict !== "passed" && !(step.verdict === "inconclusive" && config.rollout.inconclusive === "pass")) {
         const f = step.findings[0];
         throw new StepFailed({ metric: f?.metric ?? step.verdict, message: f?.message ?? step.verdict });
+      }
+      if (config.verification.browserGate.everyStep) {
+        checkAbort(deps);
+        stage(`the browser gate on ${plan.candidate} at ${step.weight}%`);
+        step.browserGate = await runGate(`at ${step.weight}%`);
+        gateFailed(step.browserGate);
       }
     }
     if (!plan.bootstrap) {

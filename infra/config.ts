@@ -92,8 +92,10 @@ export const browserGateSchema = z.strictObject(
     timeoutMs: z.number({ error: "an integer from 1000 to 120000" }).int({ error: "an integer from 1000 to 120000" }).min(1000, { error: "an integer from 1000 to 120000" }).max(120_000, { error: "an integer from 1000 to 120000" }).default(15_000),
     /** A candidate median this much worse than the stable slot's fails (0.5: 50 percent worse). @default 0.5 */
     maxRegression: z.number({ error: "a number from 0 to 10" }).min(0, { error: "a number from 0 to 10" }).max(10, { error: "a number from 0 to 10" }).default(0.5),
+    /** Run the gate again after each traffic step's judgement too, not only before any viewer traffic. @default false */
+    everyStep: z.boolean({ error: "true or false" }).default(false),
   },
-  { error: "an object with enabled, selector, loads, timeoutMs, maxRegression" },
+  { error: "an object with enabled, selector, loads, timeoutMs, maxRegression, everyStep" },
 );
 
 const verificationSchema = z.strictObject(
