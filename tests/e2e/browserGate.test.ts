@@ -22,14 +22,26 @@ describe("the real-browser gate on the local cloud", function () {
   this.timeout(120_000);
   let e2e: E2E;
 
+  /** The config is the pre-rollout one again, under a higher routing revision (reverts raise it too). */
+  async function expectConfigRestored(before: ConfigMap): Promise<void> {
+    const { [REVISION]: revisionNow, ...now } = await e2e.config();
+    const { [REVISION]: revisionBefore, ...then } = before;
+    expect(now).to.deep.equal(then);
+    expect(Number(revisionNow.value)).to.be.above(Number(revisionBefore.value));
+  }
+
   /** The same deploy as the CLI's, in this process (its program worker stays warm); one step, no bake. */
-  async function deploy(artifact: string, release: string): Promise<{ code: number; report: DeployReport; stderr: string }> {
+  function deploy(artifact: string, release: string): Promise<{ code: number; report: DeployReport; stderr: string }> {
+    return deployAt(artifact, release, [100]);
+  }
+
+  async function deployAt(artifact: string, release: string, steps: number[]): Promise<{ code: number; report: DeployReport; stderr: string }> {
     let stdout = "";
     let stderr = "";
     const reporter = new Reporter({ json: true, stdout: { write: (t: string) => ((stdout += t), true) }, stderr: { write: (t: string) => ((stderr += t), true) }, env: { CI: "true" } });
     let code = 0;
     try {
-      await deployInProcess({ stack: "local", artifact, release, steps: [100], bakeMs: 0, json: true, dryRun: false }, reporter, { cloud: e2e.cloud });
+      await deployInProcess({ stack: "local", artifact, release, steps, bakeMs: 0, json: true, dryRun: false }, reporter, { cloud: e2e.cloud });
     } catch (err) {
       code = exitCodeOf(err);
       stderr += `bluegreen: ${(err as Error).message}\n`;
@@ -82,6 +94,8 @@ describe("the real-browser gate on the local cloud", function () {
     expect(gate.medians.green?.loads).to.equal(3);
     expect(gate.medians.blue?.loads).to.equal(3);
     expect(gate.browser?.version).to.match(/^\d+\./);
+    // The stack's embedding config allows framing (frame-ancestors *): the host page on another origin frames it.
+    expect(gate.embedding).to.equal("iframe");
     expect(Object.keys(gate.screenshots).sort()).to.deep.equal(["blue", "green"]);
     for (const file of [gate.report, ...Object.values(gate.screenshots)]) {
       expect(existsSync(file!), file).to.equal(true);
@@ -99,10 +113,7 @@ describe("the real-browser gate on the local cloud", function () {
     expect(report.rollback?.metric).to.equal("browser");
     expect(report.rollback?.step).to.equal(null);
     expect(report.steps.filter((s) => s.weight > 0)).to.deep.equal([]);
-    const { [REVISION]: revisionNow, ...now } = await e2e.config();
-    const { [REVISION]: revisionBefore, ...then } = before;
-    expect(now).to.deep.equal(then);
-    expect(Number(revisionNow.value)).to.be.above(Number(revisionBefore.value));
+    await expectConfigRestored(before);
     const gate = report.browserGate!;
     expect(gate.findings.map((f) => [f.kind, f.slot])).to.deep.include(["uncaught-error", "blue"]);
     expect(report.rollback?.reason).to.match(/blue: uncaught error in 3 of 3 loads: .*late failure after render/);
@@ -117,18 +128,54 @@ describe("the real-browser gate on the local cloud", function () {
     const baseline = await deploy(generated("4.0.0", bundle(100, 60)), "4.0.0");
     expect(baseline.code, baseline.stderr).to.equal(0);
     await e2e.tune({ verification: { browserGate: { loads: 3, timeoutMs: 5_000 } } });
+    const before: ConfigMap = await e2e.config();
     const { code, report, stderr } = await deploy(generated("5.0.0", bundle(300, 180)), "5.0.0");
     expect(code, stderr).to.equal(1);
     expect(report.rollback?.metric).to.equal("browser");
+    expect(report.rollback?.step).to.equal(null);
     expect(report.steps.filter((s) => s.weight > 0)).to.deep.equal([]);
+    await expectConfigRestored(before);
     const gate = report.browserGate!;
     const regressed = gate.findings.filter((f) => f.kind === "performance").map((f) => f.message.split(" against")[0].replace(/ [\d.]+( B|ms)$/, ""));
     expect(regressed).to.include.members(["green: render time", "green: transferred bytes", "green: long tasks"]);
+    expect(Object.keys(gate.screenshots).sort()).to.deep.equal(["blue", "green"]);
+    for (const file of Object.values(gate.screenshots)) expect(existsSync(file!), file).to.equal(true);
+    expect(parseJson<{ screenshots: Record<string, string> }>(readFileSync(gate.report, "utf8")).screenshots).to.deep.equal(gate.screenshots);
+  });
+
+  it("runs the gate again at each step when verification.browserGate.everyStep is set: a release that breaks only after its first loads reverts at 50 percent", async () => {
+    // The release's page loads a script from another server first; from its 4th request on (after the 3 loads of the
+    // gate before any viewer traffic) it flags the page, and the widget's own script then throws after rendering.
+    let requests = 0;
+    const flagger = createServer((_req, res) => {
+      requests++;
+      res.writeHead(200, { "content-type": "text/javascript" }).end(requests > 3 ? "window.__late = true;" : "");
+    });
+    await new Promise<void>((r) => flagger.listen(0, "127.0.0.1", r));
+    try {
+      const artifact = generated("6.0.0", bundle(0, 1, `setTimeout(function () { if (window.__late) throw new Error("breaks from the first step on"); }, 50);`));
+      const index = path.join(artifact, "index.html");
+      const flaggerUrl = `http://127.0.0.1:${(flagger.address() as AddressInfo).port}/flag.js`;
+      writeFileSync(index, readFileSync(index, "utf8").replace("<script ", `<script src="${flaggerUrl}"></script>\n    <script `));
+      await e2e.tune({ verification: { browserGate: { loads: 3, timeoutMs: 5_000, everyStep: true } } });
+      const before: ConfigMap = await e2e.config();
+      const { code, report, stderr } = await deployAt(artifact, "6.0.0", [50, 100]);
+      expect(code, stderr).to.equal(1);
+      expect(report.browserGate?.verdict, "the gate before any viewer traffic").to.equal("passed");
+      expect(report.steps.map((s) => [s.weight, s.verdict, s.browserGate?.verdict])).to.deep.equal([[50, "passed", "failed"]]);
+      expect(report.rollback).to.deep.include({ metric: "browser", step: 0, weight: 50 });
+      expect(report.rollback?.reason).to.match(/uncaught error in 3 of 3 loads: .*breaks from the first step on/);
+      expect(Object.keys(report.steps[0].browserGate!.screenshots).length).to.be.above(0);
+      await expectConfigRestored(before);
+    } finally {
+      flagger.close();
+      await e2e.tune({ verification: { browserGate: { everyStep: false } } });
+    }
   });
 
   it("frames the widget in the host page on another origin when its responses allow it, at the stack's Host", async () => {
-    // The local cloud still sends X-Frame-Options DENY (the embedding model is issue 13 point 3): a stand-in edge
-    // that allows framing shows the iframe path, with errors thrown inside the cross-origin frame caught too.
+    // A stand-in edge that sends no framing headers at all, at the stack's Host: the iframe path, with errors thrown
+    // inside the cross-origin frame caught too.
     const seen: string[] = [];
     const edge = createServer((req, res) => {
       const slot = String(req.headers["x-bluegreen-preview"] ?? "").split(":")[1];
