@@ -441,8 +441,8 @@ export async function runBrowserGate(opts: BrowserGateOptions): Promise<BrowserG
       () => undefined,
     );
     if (forbidden) {
-      // Until the stack declares who may frame the widget (issue 13 point 3), an iframe would show nothing at all:
-      // the widget is then loaded top-level, so its scripts, assets and timings are still judged.
+      // The stack's embedding.frameAncestors names customers' origins, not this loopback host page: an iframe would
+      // show nothing at all, so the widget is loaded top-level, and its scripts, assets and timings are still judged.
       result.embedding = "top-level";
       result.notes.push(`the widget's responses forbid framing by ${host.origin} (${forbidden}): loaded top-level instead of in the host page's iframe`);
     }
