@@ -7,10 +7,11 @@ import { auditCommand } from "./auditCommands";
 import { EXIT, exitCodeOf } from "./errors";
 import { JobSummary } from "./jobSummary";
 import { driverCommands } from "./commands/driver";
+import { reportCommand } from "./commands/report";
 import { localCommands } from "./local/commands";
 
 // Each concern registers its commands here (one module per concern).
-const commands: CommandModule[] = [...driverCommands, auditCommand, ...localCommands];
+const commands: CommandModule[] = [...driverCommands, reportCommand, auditCommand, ...localCommands];
 
 /** The command that prints the bash/zsh completion script (`bluegreen completion >> ~/.bashrc`). */
 const COMPLETION_COMMAND = "completion";

@@ -1,11 +1,17 @@
 // What an operator sees of real rollouts on the local cloud, through the CLI in a child process: the live view on a
 // real pseudo-terminal, rendered by a terminal emulator (@xterm/headless) at the width the terminal had, and the GitHub
-// job summary the same runs write for every exit code (0, 1, 2 and 3).
+// job summary the same runs write for every exit code (0, 1, 2 and 3), and their JSON reports as HTML pages in a real
+// browser.
 import { Terminal } from "@xterm/headless";
 import { expect } from "chai";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Browser, Page } from "playwright-core";
+import { launchBrowser } from "../../automation/browserGate";
+import { exitCodeOf } from "../../automation/errors";
+import { writeHtmlReport } from "../../automation/htmlReport";
 import { deploy } from "../../automation/deploy";
 import { REPO_ROOT } from "../../automation/local/state";
 import { Reporter } from "../../automation/output";
@@ -114,6 +120,9 @@ describe("what the operator sees of a rollout", function () {
   const gitHubEnv = (name: string) => ({ ...GITHUB, GITHUB_STEP_SUMMARY: summaryFile(name) });
   /** The Markdown table rows of the summary's step table. */
   const stepTableRows = (md: string) => md.split("\n").filter((l) => /^\| \d+ \| \d+% \|/.test(l));
+  /** The --json reports of the rolled-back and the completed rollout, for `bluegreen report`. */
+  const rolledBackReport = () => path.join(e2e.stateDir, "report-rolled-back.json");
+  const completedReport = () => path.join(e2e.stateDir, "report-completed.json");
   const mermaidBlocks = (md: string) => [...md.matchAll(/```mermaid\n([\s\S]*?)```/g)].map((m) => m[1]);
 
   /** The browser gate on or off in a stack's config (it costs seconds; only the rollout the HTML report shows needs it). */
@@ -145,7 +154,7 @@ describe("what the operator sees of a rollout", function () {
       // The staging up and the first two steps' ups succeed; the third step's up fails: reverted at 50 percent.
       e2e.cloud.failUps("local", { skip: 3, fail: 1 });
       try {
-        run = await runOnTerminal(e2e, 200, ["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--release", "2.0.0", "--bake", "0s"], path.join(e2e.stateDir, "deploy-2.0.0.out"), gitHubEnv("exit1"));
+        run = await runOnTerminal(e2e, 200, ["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--release", "2.0.0", "--bake", "0s", "--json"], rolledBackReport(), gitHubEnv("exit1"));
       } finally {
         e2e.cloud.clearFaults("local");
       }
@@ -193,7 +202,7 @@ describe("what the operator sees of a rollout", function () {
         e2e,
         80,
         ["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--release", "2.0.0", "--bake", "1s", "--json"],
-        path.join(e2e.stateDir, "report-2.0.0.json"),
+        completedReport(),
         gitHubEnv("exit0"),
       );
     });
@@ -211,8 +220,9 @@ describe("what the operator sees of a rollout", function () {
       expect(shown).to.match(/2\.0\.0 is live on green/);
       // The bake moved on screen: a countdown and a probe count that changed while it ran.
       expect(run.bakeFrames.length, `bake rows seen:\n${run.bakeFrames.join("\n")}`).to.be.at.least(2);
-      for (const frame of run.bakeFrames) expect(frame).to.match(/^▸ \d\/5 +\d+% {2}baking: \d+:\d\d left, \d+\/2000 probes, errors blue \d+ green \d+/);
-      expect(new Set(run.bakeFrames.map((f) => /(\d+)\/2000 probes/.exec(f)![1])).size).to.be.at.least(2);
+      // At 80 columns a first check's row is whole; a longer one (a recheck, many errors) is condensed to fit.
+      for (const frame of run.bakeFrames) expect(frame).to.match(/^▸ \d\/5 +\d+% {2}(baking: \d+:\d\d left, \d+\/2000 probes, errors blue \d+ green \d+|(recheck \d, )?\d+:\d\d left {2}\d+\/2000 {2}err blue \d+ green \d+|\d+:\d\d {2}\d+\/2000 {2}err \d+\/\d+)/);
+      expect(new Set(run.bakeFrames.map((f) => /(\d+)\/2000/.exec(f)![1])).size).to.be.at.least(2);
       // Colour on a terminal without NO_COLOR.
       expect(run.raw).to.include("\u001b[32m");
     });
@@ -300,6 +310,160 @@ describe("what the operator sees of a rollout", function () {
       expect(md).to.include("Planned steps (stack config): 10%, 25%, 50%, 75%, 100%; none ran.");
       expect(md).to.include("| failing checks in a row to roll back | 2 |");
       expect(md).to.include(`**CI run:** ${RUN_LINK}`);
+    });
+  });
+  describe("the HTML report (bluegreen report --from report.json --out report.html)", () => {
+    let browser: Browser;
+    before(async () => {
+      browser = (await launchBrowser(30_000)).browser;
+    });
+    after(async () => {
+      await browser?.close();
+    });
+
+    interface Rendered {
+      requests: string[];
+      problems: string[];
+      page: Page;
+    }
+
+    /** Opens the page in the real browser, recording every request it makes and every error it logs or throws. */
+    async function open(file: string): Promise<Rendered> {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      const requests: string[] = [];
+      const problems: string[] = [];
+      page.on("request", (r) => requests.push(r.url()));
+      page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ""}`));
+      page.on("console", (m) => (m.type() === "error" || m.type() === "warning") && problems.push(`console ${m.type()}: ${m.text()}`));
+      page.on("pageerror", (err) => problems.push(`uncaught: ${err.message}`));
+      await page.goto(pathToFileURL(file).toString(), { waitUntil: "load" });
+      return { requests, problems, page };
+    }
+
+    async function attributes(page: Page, selector: string, name: string): Promise<(string | null)[]> {
+      return Promise.all((await page.locator(selector).all()).map((element) => element.getAttribute(name)));
+    }
+    const pointCount = (points: string | null) => (points ?? "").split(" ").filter((p) => p !== "").length;
+    /** Each chart line's series name and number of points. */
+    async function series(page: Page, figure: string): Promise<[string | null, number][]> {
+      const lines = await page.locator(`${figure} polyline`).all();
+      return Promise.all(lines.map(async (l) => [await l.getAttribute("data-series"), pointCount(await l.getAttribute("points"))] as [string | null, number]));
+    }
+    /** The steps table: each row's class, then its step, weight and verdict cells. */
+    async function stepCells(page: Page): Promise<(string | null)[][]> {
+      const rows = await page.locator("#steps tbody tr").all();
+      return Promise.all(rows.map(async (tr) => [await tr.getAttribute("class"), ...(await tr.locator("td").allTextContents()).slice(0, 3)]));
+    }
+
+    /**
+     * `bluegreen report` (a child process, or its function in this process), then the page it wrote in the real browser:
+     * `check` reads it, and the page
+     * must have logged no error, thrown nothing and requested nothing but itself.
+     */
+    async function rendered(from: string, name: string, how: "cli" | "in-process", check: (page: Page) => Promise<void>): Promise<void> {
+      const out = path.join(e2e.stateDir, name);
+      if (how === "cli") {
+        const res = await e2e.cli(["report", "--from", from, "--out", out]);
+        expect(res.code, res.stderr).to.equal(0);
+        expect(res.stderr).to.match(new RegExp(`^wrote ${out.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(\\d+ bytes, 2 screenshots embedded\\)\\n$`));
+      } else writeHtmlReport({ from, out });
+      const { page, requests, problems } = await open(out);
+      try {
+        await check(page);
+        expect(problems).to.deep.equal([]);
+        expect(requests).to.deep.equal([pathToFileURL(out).toString()]);
+      } finally {
+        await page.close();
+      }
+    }
+
+    it("renders the completed rollout in a real browser: timeline, per-slot charts, every step, the gate's screenshots, no errors, no request but the page", async () => {
+      await rendered(completedReport(), "completed.html", "cli", async (page) => {
+        const seen = {
+          title: await page.locator("h1").textContent(),
+          timeline: (await attributes(page, "#timeline polyline", "points")).map(pointCount),
+          weightBars: await page.locator("#timeline rect[opacity]").count(),
+          errors: await series(page, "#errors"),
+          p95: await series(page, "#p95"),
+          steps: (await stepCells(page)).map((row) => row.slice(1)),
+          shots: (await attributes(page, "#screenshots img", "alt")).map((alt) => ({ alt })),
+          dataUris: (await attributes(page, "#screenshots img", "src")).map((src) => src?.startsWith("data:image/png;base64,")),
+          // The browser decoded each embedded PNG into an image of some width.
+          widths: await page.evaluate<number[]>("[...document.querySelectorAll('#screenshots img')].map((img) => img.naturalWidth)"),
+          svgWidths: await Promise.all((await page.locator("svg").all()).map(async (svg) => (await svg.boundingBox())?.width ?? 0)),
+        };
+        expect(seen.title).to.equal("bluegreen local: 2.0.0 on green succeeded");
+        expect(seen.timeline).to.deep.equal([5]);
+        expect(seen.weightBars).to.be.at.least(5);
+        expect(seen.errors).to.deep.equal([["blue error rate", 5], ["green error rate", 5]]);
+        expect(seen.p95).to.deep.equal([["blue p95", 5], ["green p95", 5]]);
+        expect(seen.steps).to.deep.equal([["1", "10%", "passed"], ["2", "25%", "passed"], ["3", "50%", "passed"], ["4", "75%", "passed"], ["5", "100%", "passed"]]);
+        expect(seen.shots.map((s) => s.alt)).to.have.members(["green slot as the browser gate rendered it", "blue slot as the browser gate rendered it"]);
+        expect(seen.dataUris).to.deep.equal([true, true]);
+        expect(seen.widths).to.have.length(2);
+        for (const width of seen.widths) expect(width).to.be.above(0);
+        expect(seen.svgWidths).to.have.length(3);
+        for (const width of seen.svgWidths) expect(width).to.be.above(100);
+        const png = await page.screenshot({ fullPage: true });
+        expect(png.subarray(0, 8).toString("hex")).to.equal("89504e470d0a1a0a");
+        expect(png.length).to.be.above(20_000);
+      });
+    });
+
+    it("renders the rolled-back rollout: the failed step, the steps not run and the findings", async () => {
+      await rendered(rolledBackReport(), "rolled-back.html", "in-process", async (page) => {
+        const seen = {
+          steps: await stepCells(page),
+          findings: await page.locator("#findings li").allTextContents(),
+          errors: (await attributes(page, "#errors polyline", "points")).map(pointCount),
+        };
+        expect(seen.steps).to.deep.equal([
+          ["passed", "1", "10%", "passed"],
+          ["passed", "2", "25%", "passed"],
+          ["failed", "3", "50%", "up-failed"],
+          ["not-run", "4", "75%", "not run"],
+          ["not-run", "5", "100%", "not run"],
+        ]);
+        expect(seen.findings.some((f) => /^step 3 \(50%\), up-failed on green: pulumi up failed at 50%/.test(f)), seen.findings.join("\n")).to.equal(true);
+        expect(seen.findings.some((f) => /^rolled back at step 3 \(50%\): pulumi up failed at 50%/.test(f)), seen.findings.join("\n")).to.equal(true);
+        expect(seen.errors).to.deep.equal([2, 2]);
+      });
+    });
+
+    it("refuses a missing or invalid report, a foreign file at --out and an --out it cannot write: exit 2, one line, nothing written", async () => {
+      const dir = e2e.stateDir;
+      const invalid = path.join(dir, "invalid.json");
+      writeFileSync(invalid, '{"result": "succeeded", ');
+      const notAReport = path.join(dir, "status.json");
+      writeFileSync(notAReport, JSON.stringify({ stack: "local", stable: "green" }));
+      const foreign = path.join(dir, "notes.html");
+      writeFileSync(foreign, "my notes\n");
+      const cases: { from: string; out: string; says: RegExp }[] = [
+        { from: path.join(dir, "missing.json"), out: path.join(dir, "a.html"), says: /^--from = ".*missing\.json": expected a readable JSON report from bluegreen deploy --json \(ENOENT\)$/ },
+        { from: invalid, out: path.join(dir, "b.html"), says: /^--from = ".*invalid\.json": expected JSON from bluegreen deploy --json or promote --json \(.+\)$/ },
+        { from: notAReport, out: path.join(dir, "c.html"), says: /^--from = ".*status\.json": expected a deploy or promote report; result: / },
+        { from: completedReport(), out: foreign, says: /^--out = ".*notes\.html": expected a new file or a page bluegreen report wrote; it exists and is not one \(nothing overwritten\)$/ },
+        { from: completedReport(), out: path.join(dir, "no-such-folder", "d.html"), says: /^--out = ".*no-such-folder\/d\.html": expected a file path that can be written \(ENOENT\)$/ },
+      ];
+      // Through the CLI (a child process each) for one bad --from and one bad --out; the others in this process.
+      const [fromCli, outCli] = await Promise.all([cases[0], cases[3]].map((c) => e2e.cli(["report", "--from", c.from, "--out", c.out])));
+      for (const [res, c] of [[fromCli, cases[0]], [outCli, cases[3]]] as const) {
+        expect(res.code, res.stderr).to.equal(2);
+        expect(res.stderr.split("\n").filter((l) => l !== ""), res.stderr).to.have.length(1);
+        expect(res.stderr.trim().replace(/^bluegreen: /, "")).to.match(c.says);
+      }
+      for (const c of cases) {
+        let refused: unknown;
+        try {
+          writeHtmlReport(c);
+        } catch (err) {
+          refused = err;
+        }
+        expect(exitCodeOf(refused), String(refused)).to.equal(2);
+        expect((refused as Error).message).to.match(c.says);
+        if (c.out !== foreign) expect(existsSync(c.out), c.out).to.equal(false);
+      }
+      expect(readFileSync(foreign, "utf8")).to.equal("my notes\n");
     });
   });
 });
