@@ -4,6 +4,7 @@ import { releaseIdProblem, rolloutSchema, type Slot, type StackConfig } from "..
 import { OperatorNeededError, RolledBackError, UsageError } from "./errors";
 import { currentHolder, Lease, leaseStoreOf, leaseTtlMs, refuseUnlessFree, takeLease } from "./lease";
 import { notify } from "./notify";
+import { viewing, viewingLine } from "./open";
 import type { Reporter } from "./output";
 import { planRollout } from "./plan";
 import { HttpProber } from "./prober";
@@ -246,7 +247,9 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     await notify(config.webhooks, `bluegreen ${stack.name}: ${release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
     const headline = report.result === "succeeded" ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `${report.result}: ${report.rollback?.reason}`;
     reporter.summary.note({ report });
-    reporter.finish(report, "", headline);
+    const viewer = viewing(stack.name, edge, settled);
+    reporter.emit({ kind: "info", message: viewingLine(viewer) });
+    reporter.finish({ ...report, viewer }, "", headline);
     if (report.result === "rolled-back") throw new RolledBackError(`${release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);
     if (report.result === "failed") throw new OperatorNeededError(`${release} at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);
     return report;

@@ -6,6 +6,7 @@ import { formatAuditRecord, type AuditRecord } from "./audit";
 import { OperatorNeededError } from "./errors";
 import { describeInProgress, newestSucceeded, readHistory, updateInProgress } from "./history";
 import { describeHolder, leaseStoreOf, type LeaseView } from "./lease";
+import { viewing, viewingLine, type Viewing } from "./open";
 import type { Reporter } from "./output";
 import type { DeploymentStack, OutputMap, UpdateSummary } from "./port";
 import { HttpProber, probeMany, SECURITY_HEADERS } from "./prober";
@@ -70,6 +71,8 @@ export interface StatusReport {
   rollout: RolloutState;
   /** The newest update of any result; an update in progress has no endTime. */
   lastUpdate: { version: number; result: string; message: string; startTime: string; endTime: string | null } | null;
+  /** Where to see it (once the stack has a distribution). */
+  viewer?: Viewing;
   /** Set when the edge does not serve the routing revision of the config: what it serves instead. */
   edge?: { revision: number | null; viewers: Record<string, number> };
 }
@@ -143,6 +146,7 @@ export async function status(stackName: string, reporter: Reporter, opts: { watc
     };
     const outputs = await stack.outputs();
     if (outputs.distributionDomain !== undefined) {
+      report.viewer = viewing(stack.name, edgeOf(target, outputs), config);
       const prober = new HttpProber(edgeOf(target, outputs));
       try {
         const edge = await edgeServes(prober);
@@ -156,6 +160,7 @@ export async function status(stackName: string, reporter: Reporter, opts: { watc
       `stack ${report.stack}: stable ${config.stable} serves ${config.slots[config.stable].release ?? "(nothing)"} at ${config.weights[config.stable]}%; ${idle} holds ${config.slots[idle].release ?? "(nothing)"} at ${config.weights[idle]}%`,
       rolloutLine(rollout, stack.name),
     ];
+    if (report.viewer) lines.push(viewingLine(report.viewer));
     if (report.edge) {
       const viewers = Object.entries(report.edge.viewers).map(([where, n]) => `${n} on ${where}`).join(", ");
       lines.push(`the edge differs from the config: it reads routing revision ${report.edge.revision ?? "(none)"}, not ${config.revision}; ${EDGE_SAMPLE} fresh viewers: ${viewers}`);
@@ -202,12 +207,14 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
   const problems: string[] = [];
   let prober: HttpProber | undefined;
   let config: StackConfig;
+  let viewer: Viewing;
   try {
     const deployed = await deployedConfig(target.stack, await readHistory(target.stack));
     config = deployed.config;
     const { previewToken } = deployed;
     const outputs = await target.stack.outputs();
     const edge = edgeOf(target, outputs);
+    viewer = viewing(target.stack.name, edge, config);
     prober = new HttpProber(edge);
     // What a security review checks on AWS. The local edge has no TLS and s3rver enforces no bucket policy, so
     // there these two checks would prove nothing and are not run (see automation/local/edge.ts).
@@ -229,7 +236,8 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
     prober?.close();
     await target.close();
   }
-  const report = { stack: opts.stack, slot: opts.slot ?? config.stable, ok: problems.length === 0, problems };
+  const report = { stack: opts.stack, slot: opts.slot ?? config.stable, ok: problems.length === 0, problems, viewer };
+  reporter.emit({ kind: "info", message: viewingLine(viewer) });
   reporter.finish(report, `### bluegreen verify ${opts.stack}\n\n${problems.length === 0 ? "all checks passed" : problems.map((p) => `- ${p}`).join("\n")}`, problems.length === 0 ? `${report.slot} passed every check` : problems.join("\n"));
   if (problems.length > 0) throw new OperatorNeededError(`verification of ${opts.stack} failed: ${problems[0]}${faultNote(target)}`);
   return report;

@@ -9,6 +9,7 @@ import { OperatorNeededError, UsageError } from "./errors";
 import { highestRevision, newestSucceeded, readHistory, refuseInProgress } from "./history";
 import { currentHolder, describeHolder, describeJournal, Lease, leaseStoreOf, leaseTtlMs, refuseUnlessFree, type JournalEntry } from "./lease";
 import { notify } from "./notify";
+import { viewing, viewingLine } from "./open";
 import type { Reporter } from "./output";
 import type { ConfigMap, OutputMap, UpdateSummary } from "./port";
 import { HttpProber } from "./prober";
@@ -24,8 +25,10 @@ export interface RollbackReport {
   restored: { from: "interrupted-rollout" | "history"; version: number | null; revision: number };
   stable: Slot;
   release: string;
-  /** From the start of the command to the edge serving 100 percent of the restored release, verified. */
+  /** From the start of the command to the edge serving 100 percent of the restored release, verified (with --now: to the edge reading the restored routing). */
   restoreMs: number;
+  /** False with --now: no fresh viewers were probed (run `bluegreen verify`). */
+  verified: boolean;
 }
 
 const ROLLBACK_MESSAGE = /^bluegreen rollback: restore update (\d+)/;
@@ -86,7 +89,7 @@ export function chooseRollbackTarget(history: readonly UpdateSummary[], stack: s
  * object are read from the buckets themselves, not through the edge, whose cache would hide a pruned release until it
  * expired and then answer viewers 403.
  */
-async function requireReleasesInS3(target: Target, outputs: OutputMap, config: ConfigMap, what: string): Promise<void> {
+async function requireReleasesInS3(target: Target, outputs: OutputMap, config: ConfigMap, what: string, manifestsOnly = false): Promise<void> {
   const routing = routingOf(config, target.stack.name);
   const buckets = outputs.bucketNames?.value as Record<Slot, string> | undefined;
   if (buckets === undefined) throw new UsageError(`${what}: expected a stack with a bucketNames output; run: pulumi up --stack ${target.stack.name}`);
@@ -95,6 +98,7 @@ async function requireReleasesInS3(target: Target, outputs: OutputMap, config: C
     if (release === undefined) continue;
     const manifest = await readManifest(target.s3, buckets[slot], release);
     if (manifest === undefined) throw new UsageError(`${what}: expected ${release} to be complete in ${slot}'s bucket ${buckets[slot]}; its manifest is gone (retention removed it)`);
+    if (manifestsOnly) continue;
     await readRelease(target.s3, { bucket: buckets[slot], slot }, manifest).catch((err: Error) => {
       throw new UsageError(`${what}: expected ${release} to be complete in ${slot}'s bucket ${buckets[slot]}; ${err.message}`);
     });
@@ -115,7 +119,15 @@ export function refuseMovedPast(stack: string, journal: JournalEntry, history: r
   );
 }
 
-export async function rollback(opts: { stack: string; to?: number }, reporter: Reporter): Promise<RollbackReport> {
+/**
+ * `now`: the emergency path. The same routing comes back as without it (an interrupted rollout's pre-rollout config,
+ * else the newest earlier settled update serving another release), through one `pulumi up` under a new revision, so
+ * the stale-file guard and the lease hold as always. What it leaves out to be quick: reading every object of the
+ * releases back from S3 (their manifests must still be there) and the fresh-viewer verification; it returns once
+ * the edge reads the new routing, and says to run `bluegreen verify`.
+ */
+export async function rollback(opts: { stack: string; to?: number; now?: boolean }, reporter: Reporter): Promise<RollbackReport> {
+  if (opts.now && opts.to !== undefined) throw new UsageError(`--to = ${opts.to}: expected no --to with --now (--now restores the last stable routing; rollback --to restores a chosen one)`);
   const started = Date.now();
   const target = await openTarget(opts.stack);
   const { stack } = target;
@@ -133,14 +145,14 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
     // The update to restore, checked complete in S3 (also when a journal finished by someone else is gone after the lease).
     const choose = async () => {
       const u = chooseRollbackTarget(history, stack.name, opts.to);
-      await requireReleasesInS3(target, outputs, u.config, `--to = ${opts.to ?? u.version}`);
+      await requireReleasesInS3(target, outputs, u.config, `--to = ${opts.to ?? u.version}`, opts.now);
       return u;
     };
     // `--to` restores that update whatever a journal says (the way out when a journal is refused below).
     const seenJournal = opts.to === undefined && seen.state === "expired" ? seen.journal : undefined;
     if (seenJournal) refuseMovedPast(stack.name, seenJournal, history);
     const chosen = seenJournal ? undefined : await choose();
-    const command = `rollback${opts.to !== undefined ? ` --to ${opts.to}` : ""}`;
+    const command = `rollback${opts.to !== undefined ? ` --to ${opts.to}` : ""}${opts.now ? " --now" : ""}`;
     let journal: JournalEntry | undefined;
     if (store) {
       const got = await Lease.acquire(store, currentHolder(command), { ttlMs, finishJournal: true });
@@ -187,14 +199,14 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       await restoreConfig(stack, restore, live);
       await stack.up({ message });
       await awaitRouting({ prober, clock: systemClock }, revision);
-      await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout);
+      if (!opts.now) await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout);
     } catch (err) {
       // A journal stays for the next rollback, on any machine, without waiting for the lease to expire.
       if (journal) await lease?.abandon();
       throw new OperatorNeededError(`rollback of ${stack.name} did not complete: ${(err as Error).message.split("\n")[0]}; fix the cause, then run: bluegreen rollback --stack ${stack.name}${opts.to !== undefined ? ` --to ${opts.to}` : ""}${faultNote(target)}`);
     }
     await lease?.release();
-    const report: RollbackReport = { result: "restored", stack: stack.name, restored, stable: config.stable, release, restoreMs: Date.now() - started };
+    const report: RollbackReport = { result: "restored", stack: stack.name, restored, stable: config.stable, release, restoreMs: Date.now() - started, verified: !opts.now };
     await target.audit.append({
       action: "rollback",
       actor: actor(),
@@ -205,10 +217,15 @@ export async function rollback(opts: { stack: string; to?: number }, reporter: R
       result: "succeeded",
       reasons: [message],
       timing: { startedAt: new Date(started).toISOString(), durationMs: report.restoreMs },
-      details: { restored },
+      details: { restored, ...(opts.now ? { now: true } : {}) },
     });
     await notify(config.webhooks, `bluegreen ${stack.name}: rolled back to ${release} on ${config.stable}`, (m) => reporter.emit({ kind: "info", message: m }));
-    reporter.finish(report, `### bluegreen rollback ${stack.name}\n\n${release} on ${config.stable} serves 100 percent; traffic restored in ${report.restoreMs} ms`, `${release} on ${config.stable} serves 100 percent again: traffic restored in ${report.restoreMs} ms`);
+    const viewer = viewing(stack.name, edgeOf(target, outputs), config);
+    reporter.emit({ kind: "info", message: viewingLine(viewer) });
+    const done = opts.now
+      ? `the edge routes 100 percent to ${release} on ${config.stable} (revision ${revision}) after ${report.restoreMs} ms; not verified with viewers: run bluegreen verify --stack ${stack.name}`
+      : `${release} on ${config.stable} serves 100 percent again: traffic restored in ${report.restoreMs} ms`;
+    reporter.finish({ ...report, viewer }, `### bluegreen rollback ${stack.name}\n\n${done}`, done);
     return report;
   } finally {
     prober?.close();

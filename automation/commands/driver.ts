@@ -5,6 +5,7 @@ import { abort } from "../abort";
 import { deploy, parseDuration, parseSteps } from "../deploy";
 import { exitCodeOf, EXIT, UsageError } from "../errors";
 import { history, status, verify } from "../inspect";
+import { open } from "../open";
 import { Reporter } from "../output";
 import { promote } from "../promote";
 import { rollback } from "../rollback";
@@ -52,7 +53,7 @@ const deployCommand: CommandModule<object, Common & { artifact: string; release:
     ),
 };
 
-const rollbackCommand: CommandModule<object, Common & { to?: string }> = {
+const rollbackCommand: CommandModule<object, Common & { to?: string; now: boolean }> = {
   command: "rollback",
   describe: "restore an earlier successful update's config from the stack's history (or finish an interrupted rollout)",
   builder: (y: Argv) =>
@@ -61,8 +62,9 @@ const rollbackCommand: CommandModule<object, Common & { to?: string }> = {
       // A string, parsed here: yargs turns `--to abc` into NaN, which would reach the message as "--to = NaN". nargs 1
       // keeps `--to -1` this flag's value (then rejected by name) rather than a short flag -1.
       .option("to", { type: "string", nargs: 1, describe: "update version to restore (see bluegreen history)" })
+      .option("now", { type: "boolean", default: false, describe: "emergency: the last stable routing in one update, no S3 read-back, no viewer verification" })
       .option("json", jsonOption) as never,
-  handler: (a) => reported("rollback", a, (reporter) => rollback({ stack: a.stack, to: parseUpdateVersion("--to", a.to) }, reporter)),
+  handler: (a) => reported("rollback", a, (reporter) => rollback({ stack: a.stack, to: parseUpdateVersion("--to", a.to), now: a.now }, reporter)),
 };
 
 /** An update version as `pulumi stack history` numbers them: 1, 2, 3, ... */
@@ -118,4 +120,16 @@ const promoteCommand: CommandModule<object, { from: string; to: string; approve?
   handler: (a) => reported("promote", a, (reporter) => promote({ from: a.from, to: a.to, approve: a.approve ?? [] }, reporter)),
 };
 
-export const driverCommands = [deployCommand, promoteCommand, rollbackCommand, abortCommand, verifyCommand, statusCommand, historyCommand] as CommandModule[];
+const openCommand: CommandModule<object, Common & { slot?: Slot; browser: boolean }> = {
+  command: "open",
+  describe: "print the viewer URL, or with --slot that slot's release-qualified URL (the idle slot too); --browser opens it",
+  builder: (y: Argv) =>
+    y
+      .option("stack", stackOption)
+      .option("slot", { choices: ["blue", "green"] as const, describe: "the slot to see, whatever the weights (no token needed)" })
+      .option("browser", { type: "boolean", default: false, describe: "open it with $BROWSER, else the system's opener" })
+      .option("json", jsonOption) as never,
+  handler: (a) => reported("open", a, (reporter) => open({ stack: a.stack, slot: a.slot, browser: a.browser, json: a.json }, reporter)),
+};
+
+export const driverCommands = [deployCommand, promoteCommand, rollbackCommand, abortCommand, verifyCommand, statusCommand, historyCommand, openCommand] as CommandModule[];

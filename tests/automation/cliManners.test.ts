@@ -138,6 +138,15 @@ describe("bluegreen: the CLI's manners", function () {
     }
   });
 
+  describe("rollback --now", () => {
+    it("refuses --to with it, naming both", async () => {
+      expectRefused(
+        await bluegreen("rollback", "--stack", "local", "--now", "--to", "3"),
+        "bluegreen: --to = 3: expected no --to with --now (--now restores the last stable routing; rollback --to restores a chosen one)",
+      );
+    });
+  });
+
   describe("shell completion", () => {
     it("prints a completion script that asks bluegreen itself for the words", async () => {
       const outcome = await bluegreen("completion");

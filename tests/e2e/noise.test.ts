@@ -11,13 +11,16 @@
 // per probe. The faults draw from Math.random, so no seed is involved: these are the probabilities of the setup.
 import { expect } from "chai";
 import type { DeployReport } from "../../automation/rollout";
-import { parseJson, RELEASES_DIR, startE2E, type E2E } from "./support";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
 import * as path from "node:path";
+import { stackDir } from "../../automation/local/state";
+import { parseJson, PREVIEW_TOKEN, RELEASES_DIR, startE2E, type E2E } from "./support";
 
 const STEPS = ["--steps", "50,100"];
 const BACKGROUND = { errorRate: 0.003, latencyMs: 0 };
 
-describe("rollouts under background noise (issue 14)", function () {
+describe("rollouts under background noise, and the operator's view afterwards (issue 14)", function () {
   this.timeout(300_000);
   let e: E2E;
 
@@ -68,4 +71,60 @@ describe("rollouts under background noise (issue 14)", function () {
     expect(last).to.include("the local cloud injects faults on local: green: error rate 0.04; clear them: bluegreen local fault --clear");
     e.cloud.clearFaults("local");
   });
+
+  // The operator's view of the same stack afterwards: blue serves 3.0.0, green idle with 2.0.0.
+  it("prints the idle slot's URL with `open --slot`, which serves its release and carries no token; --browser hands it to $BROWSER", async () => {
+    const run = await e.cli(["open", "--stack", "local", "--slot", "green"]);
+    expect(run.code, run.stderr).to.equal(0);
+    const url = new URL(run.stdout.trim());
+    expect(url.pathname).to.equal("/_r/green/2.0.0/");
+    expect(run.stdout).to.not.include(PREVIEW_TOKEN);
+    expect(run.stderr).to.not.include(PREVIEW_TOKEN);
+    // <stack>.bluegreen.localhost resolves to loopback in browsers (RFC 6761); here the edge is asked with that Host.
+    const res = await fetchVia(e.cloud.url, url);
+    expect([res.status, res.headers["x-bluegreen-slot"], res.headers["x-bluegreen-release"]]).to.deep.equal([200, "green", "2.0.0"]);
+
+    const opened = path.join(e.stateDir, "opened.txt");
+    const browser = path.join(e.stateDir, "browser.sh");
+    writeFileSync(browser, `#!/bin/sh\necho "$@" > "${opened}"\n`, { mode: 0o755 });
+    const viaBrowser = await e.cli(["open", "--stack", "local", "--slot", "green", "--browser"], { BROWSER: browser });
+    expect(viaBrowser.code, viaBrowser.stderr).to.equal(0);
+    await waitForFile(opened);
+    expect(readFileSync(opened, "utf8").trim()).to.equal(url.toString());
+  });
+
+  it("`rollback --now` puts every viewer on the last stable routing at once, unverified by design, and audits it", async () => {
+    const run = await e.cli(["rollback", "--stack", "local", "--now", "--json"]);
+    expect(run.code, run.stderr).to.equal(0);
+    const report = parseJson<{ stable: string; release: string; verified: boolean; viewer: { url: string } }>(run.stdout);
+    expect(report).to.deep.include({ stable: "green", release: "2.0.0", verified: false });
+    expect(run.stderr).to.include("not verified with viewers: run bluegreen verify --stack local");
+    // The edge read the new routing before the command returned: every fresh viewer lands on green now.
+    const landed = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const res = await fetchVia(e.cloud.url, new URL("/version.json", report.viewer.url));
+      landed.add(`${res.status} ${String(res.headers["x-bluegreen-slot"])} ${String(res.headers["x-bluegreen-release"])}`);
+    }
+    expect([...landed]).to.deep.equal(["200 green 2.0.0"]);
+    const audit = readFileSync(path.join(stackDir(e.stateDir, "local"), "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { action: string; details: { now?: boolean } });
+    expect(audit.at(-1)).to.deep.include({ action: "rollback" });
+    expect(audit.at(-1)!.details.now).to.equal(true);
+  });
 });
+
+/** GET through the edge's loopback address with the URL's host as the Host header. */
+function fetchVia(edge: string, url: URL): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  const at = new URL(edge);
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host: at.hostname, port: at.port, path: url.pathname, headers: { host: url.host } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.on("error", reject);
+  });
+}
+
+async function waitForFile(file: string): Promise<void> {
+  for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+  expect(existsSync(file), `${file} written by the $BROWSER stand-in within 10 s`).to.equal(true);
+}
