@@ -8,10 +8,11 @@ import { EXIT, exitCodeOf } from "./errors";
 import { JobSummary } from "./jobSummary";
 import { driverCommands } from "./commands/driver";
 import { reportCommand } from "./commands/report";
+import { doctorCommand } from "./doctor";
 import { localCommands } from "./local/commands";
 
 // Each concern registers its commands here (one module per concern).
-const commands: CommandModule[] = [...driverCommands, reportCommand, auditCommand, ...localCommands];
+const commands: CommandModule[] = [...driverCommands, reportCommand, auditCommand, doctorCommand as CommandModule, ...localCommands];
 
 /** The command that prints the bash/zsh completion script (`bluegreen completion >> ~/.bashrc`). */
 const COMPLETION_COMMAND = "completion";

@@ -9,9 +9,10 @@ import { LocalWorkspace, PulumiCommand, Stack, StackNotFoundError } from "@pulum
 import { existsSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import { AuditLog, FileAuditStore, S3AuditStore } from "./audit";
 import { OperatorNeededError, UsageError } from "./errors";
-import { startLocalCloud, type LocalCloud } from "./local/cloud";
+import { standIn, startLocalCloud, type LocalCloud } from "./local/cloud";
 import { knownStacks, localStackProblem, localStateDir, REPO_ROOT, stackDir } from "./local/state";
 import type { ConfigMap, DeploymentStack, OutputMap } from "./port";
 import { inOwnProcessGroup } from "./processGroup";
@@ -74,6 +75,30 @@ async function pulumiOnPath(): Promise<PulumiCommand> {
     }
     throw new OperatorNeededError(`the Pulumi CLI does not run: ${text.split("\n")[0]}`);
   }
+}
+
+/**
+ * The Pulumi CLI a stack runs with, for `doctor`: a local stack's is the stand-in (nothing is started to say so),
+ * `whoami` then asks it which backend and user it is logged in to (a local stack's backend is the local cloud's state
+ * folder).
+ */
+export async function pulumiCliOf(ref: string): Promise<{ cli: string; version: string; whoami(): Promise<{ user: string; backend: string }> }> {
+  if (isLocalStack(shortName(ref))) {
+    const command = await standIn();
+    const whoami = async () => ({ user: os.userInfo().username, backend: pathToFileURL(localStateDir()).href });
+    return { cli: `the local cloud's stand-in ${path.relative(process.cwd(), command.command)}`, version: String(command.version ?? "unknown"), whoami };
+  }
+  const command = await pulumiOnPath();
+  const whoami = async () => {
+    try {
+      const ws = await LocalWorkspace.create({ workDir: projectDir(), pulumiCommand: command, envVars: PULUMI_ENV });
+      const who = await ws.whoAmI();
+      return { user: who.user, backend: who.url ?? "(not reported)" };
+    } catch (err) {
+      throw new OperatorNeededError(`not logged in to a Pulumi backend (${cliMessage(err)}); run: pulumi login (or pulumi login s3://<state-bucket>)`);
+    }
+  };
+  return { cli: command.command, version: String(command.version ?? "unknown"), whoami };
 }
 
 /**

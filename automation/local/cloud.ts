@@ -103,7 +103,7 @@ function prepareWorkDir(workDir: string): void {
  * the body, its exit code and base64 stderr in headers (simple for a shell to take apart). A client that disconnects
  * before its answer (a killed `pulumi up`) leaves its update in progress.
  */
-async function startEngine(stackOf: (name: string) => LocalStack, stacks: () => string[]): Promise<{ url: string; close(): Promise<void> }> {
+async function startEngine(stackOf: (name: string) => LocalStack, stacks: () => string[], backendUrl: string): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     if (req.method !== "POST" || req.url !== "/pulumi") {
       res.writeHead(404).end();
@@ -120,7 +120,7 @@ async function startEngine(stackOf: (name: string) => LocalStack, stacks: () => 
         const headers = { "content-type": "application/octet-stream", "x-pulumi-exit-code": String(result.code), "x-pulumi-stderr": Buffer.from(result.stderr).toString("base64") };
         res.writeHead(200, headers).end(result.stdout);
       };
-      runCli(request, { stack: stackOf, stacks, abandoned: () => gone }).then(answer, (err: Error) => answer({ code: 255, stdout: "", stderr: `error: ${err.message}\n` }));
+      runCli(request, { stack: stackOf, stacks, backendUrl, abandoned: () => gone }).then(answer, (err: Error) => answer({ code: 255, stdout: "", stderr: `error: ${err.message}\n` }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -169,7 +169,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     edgeUrl = edge.url;
     s3Endpoint = s3Server.endpoint;
     const engineS3 = s3Of(s3Endpoint);
-    const engine = await startEngine((name) => new LocalStack(name, { stateDir, s3: engineS3, edgeUrl, faults }), () => knownStacks(stateDir));
+    const engine = await startEngine((name) => new LocalStack(name, { stateDir, s3: engineS3, edgeUrl, faults }), () => knownStacks(stateDir), pathToFileURL(stateDir).href);
     engineUrl = engine.url;
     writeJsonAtomic(engineFile(stateDir), { pid: process.pid, url: engineUrl });
     if (opts.advertise) writeJsonAtomic(cloudFile(stateDir), { pid: process.pid, edgeUrl, s3Endpoint, engineUrl } satisfies Advertised);

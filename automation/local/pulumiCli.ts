@@ -13,6 +13,7 @@
 //   by a CLI without that provider's key;
 // - `stack select` does not remember the selection (every SDK call passes --stack).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import * as path from "node:path";
 import { parse as parseYaml, parseDocument } from "yaml";
 import type { ConfigMap } from "../port";
@@ -40,6 +41,8 @@ export interface CliContext {
   stack(name: string): LocalStack;
   /** Every stack the backend holds. */
   stacks(): string[];
+  /** The backend's URL (file://<state folder>), as `pulumi whoami` names it. */
+  backendUrl: string;
   /** True once the client is gone (its `up` is then left in progress). */
   abandoned(): boolean;
 }
@@ -211,6 +214,11 @@ async function dispatch(req: CliRequest, ctx: CliContext): Promise<CliResult> {
       if (error !== undefined) return { code: 255, stdout: `Updating (${name}):\n`, stderr: `error: update failed: ${error}\n` };
       const changes = Object.entries(summary.resourceChanges ?? {}).map(([op, n]) => `    ${n} ${op === "same" ? "unchanged" : op === "create" ? "created" : op === "update" ? "updated" : "deleted"}`);
       return ok(`Updating (${name}):\n\nResources:\n${changes.join("\n")}\n\nDuration: ${((Date.now() - started) / 1000).toFixed(0)}s\n`);
+    }
+    case "whoami": {
+      // pkg/cmd/pulumi/whoami.go: --json prints { user, organizations?, url }; a file backend's user is the OS user.
+      if (flags.get("json") !== true) throw new CliError("the local cloud's pulumi stand-in answers whoami as --json only");
+      return json({ user: userInfo().username, url: ctx.backendUrl });
     }
     case "cancel": {
       // pkg/cmd/pulumi/cancel.go: refuses without --yes in non-interactive mode; with no update running the service

@@ -138,6 +138,20 @@ describe("bluegreen: the CLI's manners", function () {
     }
   });
 
+  describe("doctor", function () {
+    this.timeout(120_000);
+    it("checks in order, says pass, skip or FAIL with what to do, exits 3 on a failure, and creates nothing", async () => {
+      const outcome = await bluegreen("doctor", "--stack", "local-typo");
+      expect(outcome.code, outcome.lines.join("\n")).to.equal(3);
+      const lines = outcome.stdout.trim().split("\n");
+      expect(lines.map((l) => l.split(/\s+/).slice(0, 2).join(" "))).to.deep.equal(["pass node", "pass pulumi", "pass backend", "FAIL stack", "skip aws", "pass browser"]);
+      expect(lines[0]).to.include(`Node.js ${process.versions.node}`);
+      expect(lines[1]).to.include("the local cloud's stand-in").and.match(/version \d+\.\d+\.\d+/);
+      expect(lines[3]).to.include('--stack = "local-typo": no such stack on the local cloud (known: none)');
+      expect(outcome.lines).to.deep.equal(["bluegreen: doctor: 1 of 6 checks failed (stack); each FAIL line says what to do"]);
+    });
+  });
+
   describe("rollback --now", () => {
     it("refuses --to with it, naming both", async () => {
       expectRefused(

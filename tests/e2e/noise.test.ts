@@ -93,6 +93,14 @@ describe("rollouts under background noise, and the operator's view afterwards (i
     expect(readFileSync(opened, "utf8").trim()).to.equal(url.toString());
   });
 
+  it("`doctor` passes every check it needs on a deployed local stack (exit 0)", async () => {
+    const run = await e.cli(["doctor", "--stack", "local", "--json"]);
+    expect(run.code, run.stdout + run.stderr).to.equal(0);
+    const report = parseJson<{ ok: boolean; checks: { name: string; status: string; detail: string }[] }>(run.stdout);
+    expect(report.checks.map((c) => `${c.name} ${c.status}`)).to.deep.equal(["node pass", "pulumi pass", "backend pass", "stack pass", "aws skip", "browser pass"]);
+    expect(report.checks.find((c) => c.name === "stack")!.detail).to.match(/^local: 3\.0\.0 on blue at 100%, last successful update \d+; viewers: http:\/\/local\.bluegreen\.localhost:\d+\/$/);
+  });
+
   it("`rollback --now` puts every viewer on the last stable routing at once, unverified by design, and audits it", async () => {
     const run = await e.cli(["rollback", "--stack", "local", "--now", "--json"]);
     expect(run.code, run.stderr).to.equal(0);
