@@ -123,6 +123,8 @@ export class HttpProber implements Prober {
 }
 
 /** Runs `count` probes with at most `concurrency` in flight, spread evenly over `spreadMs`. */
+const ABORT_SLICE_MS = 100;
+
 export async function probeMany(
   prober: Prober,
   requests: readonly ProbeRequest[],
@@ -136,8 +138,10 @@ export async function probeMany(
     while (next < requests.length && !opts.aborted?.()) {
       const i = next++;
       const due = started + i * gap;
-      const wait = due - Date.now();
-      if (wait > 0) await opts.sleep(wait);
+      // A worker waits for a slot up to `concurrency` gaps ahead: it waits in short slices, so that an abort (a
+      // signal, `bluegreen abort`) ends the bake within one slice rather than after every worker's wait.
+      for (let wait = due - Date.now(); wait > 0 && !opts.aborted?.(); wait -= ABORT_SLICE_MS) await opts.sleep(Math.min(wait, ABORT_SLICE_MS));
+      if (opts.aborted?.()) break;
       results[i] = await prober.probe(requests[i]);
       opts.onResult?.(results[i], i);
     }
