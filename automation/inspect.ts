@@ -121,11 +121,11 @@ export async function status(stackName: string, reporter: Reporter, opts: { watc
     if (opts.watch) {
       // Follows the rollout (from any machine) through its lease until it is no longer in progress; one line per change.
       let printed = "";
-      for (let r = rolloutOf(await view()); ; r = rolloutOf(await view())) {
+      // The line for its end is the status printed below.
+      for (let r = rolloutOf(await view()); r.state === "in-progress"; r = rolloutOf(await view())) {
         const line = rolloutLine(r, stack.name);
         if (line !== printed) reporter.emit({ kind: "info", message: line });
         printed = line;
-        if (r.state !== "in-progress") break;
         await new Promise((resolve) => setTimeout(resolve, WATCH_MS));
       }
     }

@@ -108,7 +108,7 @@ describe("two working folders on one stack: the lease and journal in the stack's
     for (const dir of [a, b]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("lets one of two concurrent deploys run: the other exits 2 naming it; status in the other folder reports it; history has one rollout", async () => {
+  it("lets one of two concurrent deploys run: the other exits 2 naming it; status (and status --watch) in the other folder follow it; history has one rollout", async () => {
     const base = (await history())[0].version;
     const runs = [
       { folder: a, release: "2.0.0", run: start(a, deployArgs("2.0.0", ["--bake", "2s"])) },
@@ -120,12 +120,19 @@ describe("two working folders on one stack: the lease and journal in the stack's
     expect(loser.code, `the first to exit is the refused deploy; stderr:\n${loser.stderr}`).to.equal(2);
     const winner = runs.find((r) => r !== first)!;
     expect(loser.stderr).to.match(new RegExp(`locked by a rollout in progress: ${userInfo().username}@${hostname()} pid ${winner.run.pid} \\(deploy ${winner.release.replace(/\./g, "\\.")}`));
+    // `status --watch` in the refused folder follows the other's rollout to its end, one line per change.
+    const watch = start(first.folder, ["status", "--stack", STACK, "--watch"]);
     const seen = await status(first.folder);
     expect(seen.rollout, "status in the refused deploy's folder").to.deep.include({ state: "in-progress", release: winner.release });
     expect(seen.rollout.holder).to.contain(`pid ${winner.run.pid}`);
 
     const done = await winner.run.done;
     expect(done.code, done.stderr).to.equal(0);
+    const watched = await watch.done;
+    expect(watched.code, watched.stderr).to.equal(0);
+    const rel = winner.release.replace(/\./g, "\\.");
+    expect(watched.stderr).to.match(new RegExp(`rollout in-progress: ${rel} shifting 100% \\(step 2 of 2\\) last verdict passed bake \\d+ s left by \\S+ pid ${winner.run.pid} `));
+    expect(watched.stderr.trim().split("\n").at(-1), "watch ends when the rollout does").to.equal("no rollout in progress");
     expect(await viewers()).to.deep.equal({ [`200 green ${winner.release}`]: 100 });
     const since = (await history()).filter((u) => u.version > base);
     expect(since.length).to.be.greaterThan(0);
