@@ -16,6 +16,13 @@ const SLOT_COLOUR: Record<Slot, string> = { blue: "#2563eb", green: "#15803d" };
 const slotMetrics = z.object({ requests: z.number(), errors: z.number(), errorRate: z.number(), p50Ms: z.number(), p95Ms: z.number() });
 const slot = z.enum(["blue", "green"]);
 /** The part of a DeployReport the page reads; older reports lack `plan` and `thresholds`. */
+const browserGate = z.object({
+  verdict: z.string(),
+  embedding: z.string(),
+  findings: z.array(z.object({ message: z.string() })),
+  notes: z.array(z.string()),
+  screenshots: z.object({ blue: z.string().optional(), green: z.string().optional() }),
+});
 const reportSchema = z.object({
   result: z.enum(["succeeded", "rolled-back", "failed"]),
   stack: z.string(),
@@ -32,28 +39,30 @@ const reportSchema = z.object({
       viewerSamples: z.number(),
       metrics: z.object({ blue: slotMetrics, green: slotMetrics }).nullable(),
       findings: z.array(z.object({ metric: z.string(), slot: slot.optional(), message: z.string() })),
+      /** The browser gate after this step, when the stack runs it at every step (verification.browserGate.everyStep). */
+      browserGate: browserGate.optional(),
     }),
   ),
   rollback: z.object({ reason: z.string(), step: z.number().nullable(), weight: z.number() }).nullable(),
   durationMs: z.number(),
-  browserGate: z
-    .object({
-      verdict: z.string(),
-      embedding: z.string(),
-      findings: z.array(z.object({ message: z.string() })),
-      notes: z.array(z.string()),
-      screenshots: z.object({ blue: z.string().optional(), green: z.string().optional() }),
-    })
-    .optional(),
+  browserGate: browserGate.optional(),
 });
 
 type ReportInput = z.infer<typeof reportSchema>;
 
+/** A browser gate's screenshot of one slot, as a data URI. */
+interface Screenshot {
+  slot: Slot;
+  /** When the gate ran: before any viewer traffic, or after a step. */
+  when: string;
+  dataUri: string;
+}
+
 export interface HtmlReportResult {
   out: string;
   bytes: number;
-  /** Screenshots embedded, and those the report names that could not be read as PNG files. */
-  screenshots: { embedded: Slot[]; missing: string[] };
+  /** How many screenshots were embedded, and those the report names that could not be read as PNG files. */
+  screenshots: { embedded: number; missing: string[] };
 }
 
 /** Reads the report, renders the page and writes it; bad input is a UsageError naming the flag, and writes nothing. */
@@ -62,13 +71,19 @@ export function writeHtmlReport(opts: { from: string; out: string }): HtmlReport
   if (existsSync(opts.out) && !isOurPage(opts.out)) {
     throw new UsageError(`--out = ${JSON.stringify(opts.out)}: expected a new file or a page bluegreen report wrote; it exists and is not one (nothing overwritten)`);
   }
-  const embedded: Partial<Record<Slot, string>> = {};
+  const embedded: Screenshot[] = [];
   const missing: string[] = [];
-  for (const [s, file] of Object.entries(report.browserGate?.screenshots ?? {}) as [Slot, string | undefined][]) {
-    if (file === undefined) continue;
-    const png = readPng(file);
-    if (png) embedded[s] = `data:image/png;base64,${png.toString("base64")}`;
-    else missing.push(file);
+  const gates = [
+    { when: "before any viewer traffic", gate: report.browserGate },
+    ...report.steps.map((s) => ({ when: `after step ${s.index + 1} (${s.weight}%)`, gate: s.browserGate })),
+  ];
+  for (const { when, gate } of gates) {
+    for (const [s, file] of Object.entries(gate?.screenshots ?? {}) as [Slot, string | undefined][]) {
+      if (file === undefined) continue;
+      const png = readPng(file);
+      if (png) embedded.push({ slot: s, when, dataUri: `data:image/png;base64,${png.toString("base64")}` });
+      else missing.push(file);
+    }
   }
   const html = renderHtmlReport(report, embedded, missing);
   try {
@@ -76,7 +91,7 @@ export function writeHtmlReport(opts: { from: string; out: string }): HtmlReport
   } catch (err) {
     throw new UsageError(`--out = ${JSON.stringify(opts.out)}: expected a file path that can be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  return { out: opts.out, bytes: Buffer.byteLength(html), screenshots: { embedded: Object.keys(embedded) as Slot[], missing } };
+  return { out: opts.out, bytes: Buffer.byteLength(html), screenshots: { embedded: embedded.length, missing } };
 }
 
 function readReport(file: string): ReportInput {
@@ -174,7 +189,7 @@ function niceMax(v: number): number {
   return [1, 2, 5, 10].map((m) => m * p).find((m) => m >= v)!;
 }
 
-export function renderHtmlReport(r: ReportInput, screenshots: Partial<Record<Slot, string>>, missingScreenshots: string[] = []): string {
+export function renderHtmlReport(r: ReportInput, screenshots: Screenshot[], missingScreenshots: string[] = []): string {
   const planned = r.plan?.steps ?? r.steps.map((s) => s.weight);
   const byIndex = new Map(r.steps.map((s) => [s.index, s]));
   const categories = planned.map((w, i) => `${i + 1} · ${w}%`);
@@ -210,11 +225,13 @@ export function renderHtmlReport(r: ReportInput, screenshots: Partial<Record<Slo
     ...(r.rollback ? [`${r.result === "failed" ? "revert did not complete" : "rolled back"}${r.rollback.step === null ? " before any traffic moved" : ` at step ${r.rollback.step + 1} (${r.rollback.weight}%)`}: ${r.rollback.reason}`] : []),
     ...(r.browserGate?.findings.map((f) => `browser gate: ${f.message}`) ?? []),
     ...(r.browserGate?.notes.map((n) => `browser gate note: ${n}`) ?? []),
+    ...r.steps.flatMap((s) => s.browserGate?.findings.map((f) => `browser gate after step ${s.index + 1} (${s.weight}%): ${f.message}`) ?? []),
   ];
 
-  const shots = (Object.entries(screenshots) as [Slot, string][])
-    .map(([s, uri]) => `<figure class="shot"><img src="${uri}" alt="${esc(`${s} slot as the browser gate rendered it`)}"><figcaption>${s}${s === r.slot ? " (candidate)" : " (stable)"}</figcaption></figure>`)
+  const shots = screenshots
+    .map((shot) => `<figure class="shot"><img src="${shot.dataUri}" alt="${esc(`${shot.slot} slot as the browser gate rendered it ${shot.when}`)}"><figcaption>${shot.slot}${shot.slot === r.slot ? " (candidate)" : " (stable)"}, ${esc(shot.when)}</figcaption></figure>`)
     .join("");
+  const gateVerdicts = [r.browserGate ? `${r.browserGate.verdict} before any viewer traffic (${r.browserGate.embedding})` : "", ...r.steps.map((s) => (s.browserGate ? `${s.browserGate.verdict} after step ${s.index + 1}` : ""))].filter((v) => v !== "");
 
   return `<!doctype html>
 <html lang="en">
@@ -268,9 +285,9 @@ ${stepRows}
 ${findings.length > 0 ? `<ul id="findings">${findings.map((f) => `<li>${esc(f)}</li>`).join("")}</ul>` : `<p id="findings">none</p>`}
 </section>
 ${
-  r.browserGate
+  gateVerdicts.length > 0
     ? `<section>
-<h2>Browser gate: ${esc(r.browserGate.verdict)} (${esc(r.browserGate.embedding)})</h2>
+<h2>Browser gate: ${esc(gateVerdicts.join("; "))}</h2>
 <div class="shots" id="screenshots">${shots || "<p>no screenshots</p>"}</div>
 ${missingScreenshots.length > 0 ? `<p>Not embedded (missing or not PNG): ${missingScreenshots.map(esc).join(", ")}</p>` : ""}
 </section>`

@@ -76,9 +76,11 @@ export class JobSummary {
       const at = r.rollback.step === null ? "before any traffic moved" : `at step ${r.rollback.step + 1} (${r.rollback.weight}%)`;
       out.push(`**${r.result === "failed" ? "Revert did not complete" : "Rolled back"}** ${at}: ${escapeMarkdown(r.rollback.reason)} (restored revision ${r.rollback.restoredRevision} in ${r.rollback.restoreMs} ms)`);
     }
-    if (r?.browserGate) {
-      const g = r.browserGate;
-      out.push(`**Browser gate**: ${g.verdict} (${g.embedding}${g.findings.length > 0 ? `; ${g.findings.map((x) => escapeMarkdown(x.message)).join("; ")}` : ""})`);
+    const gates = r ? [{ when: "before any viewer traffic", g: r.browserGate }, ...r.steps.map((s) => ({ when: `after step ${s.index + 1}`, g: s.browserGate }))] : [];
+    const ran = gates.filter((x) => x.g !== undefined);
+    if (ran.length > 0) {
+      const one = ({ when, g }: (typeof ran)[number]) => `${g!.verdict} ${when} (${g!.embedding}${g!.findings.length > 0 ? `; ${g!.findings.map((x) => escapeMarkdown(x.message)).join("; ")}` : ""})`;
+      out.push(`**Browser gate**: ${ran.map(one).join("; ")}`);
     }
     if (f.section) out.push(f.section);
     const thresholds = r?.thresholds ?? f.config?.rollout;
@@ -130,7 +132,7 @@ function stepTable(planned: number[], steps: StepReport[], over: boolean): strin
     if (!s) return `| ${i + 1} | ${weight}% | ${over ? "not run" : "pending"} | | | | | |`;
     const m = s.metrics;
     const mark = s.verdict === "passed" ? "✅" : s.verdict === "inconclusive" ? "❔" : "❌";
-    const finding = s.verdict !== "passed" && s.findings[0] ? `: ${escapeMarkdown(s.findings[0].message)}` : "";
+    const finding = s.verdict !== "passed" && s.findings[0] ? `: ${escapeMarkdown(s.findings[0].message)}` : s.browserGate?.verdict === "failed" ? "; browser gate failed" : "";
     const slot = (x: Slot) => (m ? [`${pct(m[x].errorRate)} (${m[x].errors}/${m[x].requests})`, `${m[x].p95Ms.toFixed(1)} ms`] : ["", ""]);
     return `| ${i + 1} | ${weight}% | ${mark} ${s.verdict}${finding} | ${m ? `${s.observedShare.toFixed(1)}% of ${s.viewerSamples}` : ""} | ${slot("blue").join(" | ")} | ${slot("green").join(" | ")} |`;
   });

@@ -12,7 +12,8 @@ const command: CommandModule<object, { from: string; out: string }> = {
   handler: (a) => {
     const written = writeHtmlReport({ from: a.from, out: a.out });
     const missing = written.screenshots.missing.length > 0 ? `; screenshots not found: ${written.screenshots.missing.join(", ")}` : "";
-    process.stderr.write(`wrote ${written.out} (${written.bytes} bytes, ${written.screenshots.embedded.length} screenshot${written.screenshots.embedded.length === 1 ? "" : "s"} embedded${missing})\n`);
+    const shots = written.screenshots.embedded;
+    process.stderr.write(`wrote ${written.out} (${written.bytes} bytes, ${shots} screenshot${shots === 1 ? "" : "s"} embedded${missing})\n`);
   },
 };
 

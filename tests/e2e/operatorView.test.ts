@@ -15,6 +15,7 @@ import { writeHtmlReport } from "../../automation/htmlReport";
 import { deploy } from "../../automation/deploy";
 import { REPO_ROOT } from "../../automation/local/state";
 import { Reporter } from "../../automation/output";
+import type { DeployReport } from "../../automation/rollout";
 import type { ConfigMap } from "../../automation/port";
 import { PREVIEW_TOKEN, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
 
@@ -251,7 +252,7 @@ describe("what the operator sees of a rollout", function () {
       expect(charts[1]).to.match(/y-axis "percent" 0 --> \d/);
       expect(md).to.include("| max error rate | 5.0% |");
       expect(md).to.include("| bake per step | 1 s |");
-      expect(md).to.match(/\*\*Browser gate\*\*: passed/);
+      expect(md).to.match(/\*\*Browser gate\*\*: passed before any viewer traffic \((iframe|top-level)\)/);
       expect(md).to.not.include(PREVIEW_TOKEN);
     });
   });
@@ -398,7 +399,7 @@ describe("what the operator sees of a rollout", function () {
         expect(seen.errors).to.deep.equal([["blue error rate", 5], ["green error rate", 5]]);
         expect(seen.p95).to.deep.equal([["blue p95", 5], ["green p95", 5]]);
         expect(seen.steps).to.deep.equal([["1", "10%", "passed"], ["2", "25%", "passed"], ["3", "50%", "passed"], ["4", "75%", "passed"], ["5", "100%", "passed"]]);
-        expect(seen.shots.map((s) => s.alt)).to.have.members(["green slot as the browser gate rendered it", "blue slot as the browser gate rendered it"]);
+        expect(seen.shots.map((s) => s.alt)).to.have.members(["green slot as the browser gate rendered it before any viewer traffic", "blue slot as the browser gate rendered it before any viewer traffic"]);
         expect(seen.dataUris).to.deep.equal([true, true]);
         expect(seen.widths).to.have.length(2);
         for (const width of seen.widths) expect(width).to.be.above(0);
@@ -427,6 +428,20 @@ describe("what the operator sees of a rollout", function () {
         expect(seen.findings.some((f) => /^step 3 \(50%\), up-failed on green: pulumi up failed at 50%/.test(f)), seen.findings.join("\n")).to.equal(true);
         expect(seen.findings.some((f) => /^rolled back at step 3 \(50%\): pulumi up failed at 50%/.test(f)), seen.findings.join("\n")).to.equal(true);
         expect(seen.errors).to.deep.equal([2, 2]);
+      });
+    });
+
+    it("embeds the screenshots of a browser gate run after a step too (verification.browserGate.everyStep), labelled with the step", async () => {
+      // This rollout's gate ran once, before any traffic; a stack with everyStep records one per step the same way.
+      const report = JSON.parse(readFileSync(completedReport(), "utf8")) as DeployReport;
+      report.steps[1].browserGate = report.browserGate;
+      const from = path.join(e2e.stateDir, "report-every-step.json");
+      writeFileSync(from, JSON.stringify(report));
+      await rendered(from, "every-step.html", "in-process", async (page) => {
+        const alts = await attributes(page, "#screenshots img", "alt");
+        expect(alts.filter((a) => a?.endsWith("after step 2 (25%)"))).to.have.length(2);
+        expect(alts.filter((a) => a?.endsWith("before any viewer traffic"))).to.have.length(2);
+        expect(await page.locator("h2", { hasText: "Browser gate" }).textContent()).to.match(/^Browser gate: passed before any viewer traffic \((iframe|top-level)\); passed after step 2$/);
       });
     });
 
