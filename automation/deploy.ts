@@ -200,7 +200,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
 
     const baseVersion = (await stack.history(1, 1))[0]?.version ?? 0;
     const edge = edgeOf(target, outputs);
-    reporter.summary.note({ viewerUrl: viewerUrl(edge) });
+    reporter.summary.note({ viewer: { url: viewerUrl(edge) } });
     const prober = new HttpProber(edge);
     let report: DeployReport;
     try {
@@ -246,8 +246,8 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     });
     await notify(config.webhooks, `bluegreen ${stack.name}: ${release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
     const headline = report.result === "succeeded" ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `${report.result}: ${report.rollback?.reason}`;
-    reporter.summary.note({ report });
     const viewer = viewing(stack.name, edge, settled);
+    reporter.summary.note({ report, viewer });
     reporter.emit({ kind: "info", message: viewingLine(viewer) });
     reporter.finish({ ...report, viewer }, "", headline);
     if (report.result === "rolled-back") throw new RolledBackError(`${release} rolled back at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);

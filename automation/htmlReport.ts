@@ -46,6 +46,8 @@ const reportSchema = z.object({
   rollback: z.object({ reason: z.string(), step: z.number().nullable(), weight: z.number() }).nullable(),
   durationMs: z.number(),
   browserGate: browserGate.optional(),
+  /** Where viewers are served and how to see the idle slot (reports since `bluegreen open`). */
+  viewer: z.object({ url: z.string(), idle: z.object({ slot, release: z.string().nullable(), url: z.string().nullable() }) }).optional(),
 });
 
 type ReportInput = z.infer<typeof reportSchema>;
@@ -259,6 +261,11 @@ tr.failed td { background: #fef2f2; } tr.not-run td { color: #9ca3af; }
 <header>
 <h1>bluegreen ${esc(r.stack)}: ${esc(r.release)} on ${r.slot} <span class="result">${esc(r.result)}</span></h1>
 <p class="meta">${outcome}; ${planned.length} step${planned.length === 1 ? "" : "s"} planned, ${r.steps.length} run${r.plan ? `, bake ${fmt(r.plan.bakeMs / 1000, 0)} s each` : ""}; ${fmt(r.durationMs / 1000)} s</p>
+${
+  r.viewer
+    ? `<p class="meta" id="links">viewers: <a href="${esc(r.viewer.url)}">${esc(r.viewer.url)}</a>${r.viewer.idle.url ? `; idle slot ${r.viewer.idle.slot} (${esc(r.viewer.idle.release ?? "")}): <a href="${esc(r.viewer.idle.url)}">${esc(r.viewer.idle.url)}</a>` : ""}</p>`
+    : ""
+}
 </header>
 <section id="timeline-section">
 <h2>Timeline</h2>

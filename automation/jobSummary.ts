@@ -6,6 +6,7 @@
 import { appendFileSync } from "node:fs";
 import type { RolloutConfig, Slot, StackConfig } from "../infra/config";
 import type { Approver } from "./approvals";
+import type { Viewing } from "./open";
 import { EXIT } from "./errors";
 import type { DeployReport, StepReport } from "./rollout";
 
@@ -21,7 +22,8 @@ export interface SummaryFacts {
   /** The stack's routing and thresholds as the command read them, before it changed anything. */
   config?: Pick<StackConfig, "slots" | "stable" | "weights" | "rollout">;
   plan?: { candidate: Slot; steps: number[]; bakeMs: number };
-  viewerUrl?: string;
+  /** Where viewers are served, and once the rollout is over how to see the idle slot (open.ts). */
+  viewer?: { url: string; idle?: Viewing["idle"] };
   approvers?: Approver[];
   report?: DeployReport;
   /** What a command that is not a rollout has to say (status, verify, history, rollback). */
@@ -101,7 +103,9 @@ function title(f: SummaryFacts, exitCode: number): string {
 /** The viewer URL, the CI run and the commit, from GitHub's default variables. https://docs.github.com/en/actions/reference/variables-reference#default-environment-variables */
 function links(f: SummaryFacts, env: NodeJS.ProcessEnv): string {
   const parts: string[] = [];
-  if (f.viewerUrl) parts.push(`**Viewers:** ${f.viewerUrl}`);
+  if (f.viewer) parts.push(`**Viewers:** ${f.viewer.url}`);
+  const idle = f.viewer?.idle;
+  if (idle?.url) parts.push(`**Idle slot** ${idle.slot} (${escapeMarkdown(idle.release ?? "")}): ${idle.url}`);
   const server = env.GITHUB_SERVER_URL || "https://github.com";
   if (env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID) {
     const attempt = env.GITHUB_RUN_ATTEMPT && env.GITHUB_RUN_ATTEMPT !== "1" ? `/attempts/${env.GITHUB_RUN_ATTEMPT}` : "";

@@ -231,7 +231,9 @@ describe("what the operator sees of a rollout", function () {
     it("writes a job summary with both slots, every step, the links, the thresholds and charts of share, errors and p95", () => {
       const md = summaryOf("exit0");
       expect(md).to.match(/^### ✅ bluegreen deploy `local`: 2\.0\.0 on green — succeeded \(exit 0\)$/m);
-      expect(md).to.include(`**Viewers:** http://local.bluegreen.localhost:${new URL(e2e.cloud.url).port}/`);
+      const viewers = `http://local.bluegreen.localhost:${new URL(e2e.cloud.url).port}/`;
+      expect(md).to.include(`**Viewers:** ${viewers}`);
+      expect(md).to.include(`**Idle slot** blue (1.0.0): ${viewers}_r/blue/1.0.0/`);
       expect(md).to.include(`**CI run:** ${RUN_LINK}`);
       expect(md).to.include(`**Commit:** ${COMMIT_LINK}`);
       expect(md).to.include("| blue | 1.0.0 · 100% · stable | 1.0.0 · 0% · idle, the rollback target |");
@@ -382,6 +384,7 @@ describe("what the operator sees of a rollout", function () {
       await rendered(completedReport(), "completed.html", "cli", async (page) => {
         const seen = {
           title: await page.locator("h1").textContent(),
+          links: await attributes(page, "#links a", "href"),
           timeline: (await attributes(page, "#timeline polyline", "points")).map(pointCount),
           weightBars: await page.locator("#timeline rect[opacity]").count(),
           errors: await series(page, "#errors"),
@@ -394,6 +397,8 @@ describe("what the operator sees of a rollout", function () {
           svgWidths: await Promise.all((await page.locator("svg").all()).map(async (svg) => (await svg.boundingBox())?.width ?? 0)),
         };
         expect(seen.title).to.equal("bluegreen local: 2.0.0 on green succeeded");
+        const viewers = `http://local.bluegreen.localhost:${new URL(e2e.cloud.url).port}/`;
+        expect(seen.links).to.deep.equal([viewers, `${viewers}_r/blue/1.0.0/`]);
         expect(seen.timeline).to.deep.equal([5]);
         expect(seen.weightBars).to.be.at.least(5);
         expect(seen.errors).to.deep.equal([["blue error rate", 5], ["green error rate", 5]]);
