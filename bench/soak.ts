@@ -25,7 +25,7 @@ import { mulberry32 } from "./prng";
 const BIN = path.join(REPO_ROOT, "bin", "bluegreen.js");
 const FAULTS = ["none", "error-rate", "latency", "up-failure", "sigterm", "sigkill", "second-operator", "abort"] as const;
 /** A dead deploy's lease expires this long after its last heartbeat (the CLI children and in-process deploys alike). */
-const LEASE_SECONDS = "3";
+const LEASE_SECONDS = "5";
 /** Bake per step where another process acts during a bake: long enough that it lands mid-rollout. */
 const BAKE_FOR_OTHERS = "2s";
 const STEPS = [10, 25, 50, 75, 100];

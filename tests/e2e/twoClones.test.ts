@@ -214,7 +214,7 @@ describe("two working folders on one stack: the lease and journal in the stack's
     expect(aborted.stderr).to.match(/abort requested: the rollout of 5\.0\.0 /);
     const res = await run.done;
     const ms = res.exitedAt - aborted.exitedAt;
-    // Bake 20 s of 40 probe pairs: one probe interval is 500 ms. The bound is generous for a loaded machine.
+    // Bake 20 s of 40 probe pairs (80 requests): one probe interval is 250 ms. The bound is generous for a loaded machine.
     console.log(`      abort → deploy exit: ${ms} ms`);
     expect(res.code, res.stderr).to.equal(1);
     expect(res.stderr).to.match(new RegExp(`interrupted by bluegreen abort from ${userInfo().username}@${hostname()} pid ${abort.pid} \\(abort`));
