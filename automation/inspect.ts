@@ -10,7 +10,7 @@ import { viewing, viewingLine, type Viewing } from "./open";
 import type { Reporter } from "./output";
 import type { DeploymentStack, OutputMap, UpdateSummary } from "./port";
 import { HttpProber, probeMany, SECURITY_HEADERS } from "./prober";
-import { ROUTING_PROBE_PATH, verifyAllOn, systemClock } from "./rollout";
+import { probeIntegrity, ROUTING_PROBE_PATH, verifyAllOn, systemClock } from "./rollout";
 import { parseConfigMap, readLiveConfig, type LiveConfig } from "./stackConfig";
 import { edgeOf, faultNote, openTarget } from "./targets";
 
@@ -224,7 +224,9 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
     }
     const slot = opts.slot ?? config.stable;
     const preview = previewToken ? { token: previewToken, slot } : undefined;
-    const checks = await probeMany(prober, config.verification.smoke.map((c) => ({ path: c.path, preview, follow: true })), { concurrency: 4, spreadMs: 0, sleep: systemClock.sleep });
+    // Smoke checks judge content, as the rollout's do: a 5xx that names no slot is retried, not reported (verifyAllOn
+    // above judges availability, against the stack's error limit).
+    const checks = await Promise.all(config.verification.smoke.map((c) => probeIntegrity({ prober: prober!, clock: systemClock }, { path: c.path, preview, follow: true })));
     checks.forEach((res, i) => {
       const c = config.verification.smoke[i];
       if (res.status !== c.status) problems.push(`smoke ${c.path} on ${slot}: status ${res.status}, expected ${c.status}`);

@@ -422,7 +422,7 @@ async function verifyCandidate(deps: RolloutDeps, input: RolloutInput, slot: Slo
  * The integrity checks judge content, not availability: a transient 5xx (or a dropped connection) is retried, while a
  * wrong hash, release or status fails at once. Error rates are the step analysis's business, with its thresholds.
  */
-async function probeIntegrity(deps: RolloutDeps, request: ProbeRequest, attempts = 8): Promise<ProbeResponse> {
+export async function probeIntegrity(deps: Pick<RolloutDeps, "prober" | "clock">, request: ProbeRequest, attempts = 8): Promise<ProbeResponse> {
   let res = await deps.prober.probe(request);
   for (let i = 1; i < attempts && (res.status === 0 || res.status >= 500); i++) {
     await deps.clock.sleep(50);

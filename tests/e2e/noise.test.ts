@@ -72,6 +72,21 @@ describe("rollouts under background noise, and the operator's view afterwards (i
     e.cloud.clearFaults("local");
   });
 
+  // verify's fresh-viewer check is the post-revert and post-rollback verification (verifyAllOn). 50 viewers a round:
+  // at 2 % errors, 5 or more (minErrors) in a round is 0.3 %, in all three rounds 3e-8; at 60 % every round fails.
+  it("verifies through background errors on the stable slot within its limit, and beyond it names the slot, the cause and the fault", async () => {
+    e.cloud.setFault("local", "blue", { errorRate: 0.02, latencyMs: 0 });
+    const within = await e.cli(["verify", "--stack", "local"]);
+    expect(within.code, within.stderr).to.equal(0);
+    e.cloud.setFault("local", "blue", { errorRate: 0.6, latencyMs: 0 });
+    const beyond = await e.cli(["verify", "--stack", "local"]);
+    e.cloud.clearFaults("local");
+    expect(beyond.code, beyond.stderr).to.equal(3);
+    const last = beyond.stderr.trim().split("\n").at(-1)!;
+    expect(last).to.match(/^bluegreen: verification of local failed: \d+ of 50 viewers were not served blue\/3\.0\.0: \d+ answered an error with no slot header \(unattributable: the edge, or either slot\) \(3 rounds of 50 fresh viewers\)/);
+    expect(last).to.include("(the local cloud injects faults on local: blue: error rate 0.6; clear them: bluegreen local fault --clear)");
+  });
+
   // The operator's view of the same stack afterwards: blue serves 3.0.0, green idle with 2.0.0.
   it("prints the idle slot's URL with `open --slot`, which serves its release and carries no token; --browser hands it to $BROWSER", async () => {
     const run = await e.cli(["open", "--stack", "local", "--slot", "green"]);
