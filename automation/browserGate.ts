@@ -197,6 +197,14 @@ const LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-fi
 const SYSTEM_BROWSERS = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"];
 /** Errors thrown from timers soon after the render are the release's too: each load watches this long after `load`. */
 const SETTLE_MS = 300;
+/** The bounds runBrowserGate puts on launching the browser and on one load (navigation, selector, settle, screenshot). */
+const launchBoundMs = (timeoutMs: number) => timeoutMs * 2 + 30_000;
+const loadBoundMs = (timeoutMs: number) => timeoutMs * 3 + SETTLE_MS + 5_000;
+
+/** The longest the gate can take in a rollout (every wait at its bound), for the CI time limits (automation/budget.ts). */
+export function browserGateBoundMs(settings: StackConfig["verification"]["browserGate"], slots: 1 | 2): number {
+  return settings.enabled ? launchBoundMs(settings.timeoutMs) + settings.timeoutMs + settings.loads * slots * loadBoundMs(settings.timeoutMs) : 0;
+}
 /** Chromium logs every failed subresource as a console error; those are judged as failed requests, once. */
 const RESOURCE_CONSOLE_ERROR = /^Failed to load resource/;
 
@@ -419,12 +427,12 @@ export async function runBrowserGate(opts: BrowserGateOptions): Promise<BrowserG
     writeFileSync(result.report, JSON.stringify(result, null, 2) + "\n");
     return result;
   };
-  const perLoadMs = opts.timeoutMs * 3 + SETTLE_MS + 5_000;
+  const perLoadMs = loadBoundMs(opts.timeoutMs);
   let host: Awaited<ReturnType<typeof startHostPage>> | undefined;
   let launched: Awaited<ReturnType<typeof launchBrowser>> | undefined;
   try {
     try {
-      launched = await withTimeout("launching the browser", opts.timeoutMs * 2 + 30_000, launchBrowser(opts.timeoutMs * 2));
+      launched = await withTimeout("launching the browser", launchBoundMs(opts.timeoutMs), launchBrowser(opts.timeoutMs * 2));
       result.browser = { executable: launched.executable, source: launched.source, version: launched.browser.version() };
     } catch (err) {
       result.findings.push({ kind: "browser", slot: null, message: `no browser to run the gate: ${firstLine(err)}` });

@@ -41,7 +41,9 @@ export function refuseInProgress(stack: string, history: readonly UpdateSummary[
   if (open === undefined) return;
   const what = `stack ${stack} has ${describeInProgress(open)}`;
   if (holder !== undefined) throw new OperatorNeededError(`${what}, run by ${holder}; wait for it to finish`);
-  throw new OperatorNeededError(`${what}; if no \`pulumi up\` or bluegreen is running for it any more, end it with: pulumi cancel --yes --stack ${stack}`);
+  throw new OperatorNeededError(
+    `${what}; if no \`pulumi up\` or bluegreen is running for it any more, end it with: pulumi cancel --yes --stack ${stack} (in GitHub Actions: run the rollback workflow with cancel-stuck-update), then run this again`,
+  );
 }
 
 /** The highest routing revision any update ever carried, failed and in-progress ones included. */

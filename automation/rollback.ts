@@ -141,6 +141,9 @@ export async function rollback(opts: { stack: string; to?: number; now?: boolean
     const seen = store ? await store.view() : { state: "free" as const };
     if (seen.state === "live") refuseUnlessFree(stack.name, seen);
     const history = await readHistory(stack);
+    // Before the lease too: taken over and then released, an interrupted rollout's journal would be gone by the time
+    // `pulumi cancel` has ended the stuck update (the order a cancelled CI job takes: docs/RUNBOOK.md).
+    refuseInProgress(stack.name, history);
     const outputs = await stack.outputs();
     // The update to restore, checked complete in S3 (also when a journal finished by someone else is gone after the lease).
     const choose = async () => {
@@ -166,7 +169,6 @@ export async function rollback(opts: { stack: string; to?: number; now?: boolean
       if (got.tookOver) log(`taking over the lease of ${describeHolder(got.tookOver.holder)}, which expired at ${got.tookOver.expiresAt}`);
       journal = opts.to === undefined ? got.journal : undefined;
     }
-    refuseInProgress(stack.name, history);
     if (journal) refuseMovedPast(stack.name, journal, history);
     prober = new HttpProber(edgeOf(target, outputs));
     // Every routing change carries a revision above every one ever deployed: the stale-file guard has no exception.

@@ -128,7 +128,8 @@ export interface RolloutInput {
 
 /** Path the viewer-request function answers itself with the routing revision it currently reads from the KVS. */
 export const ROUTING_PROBE_PATH = "/.bluegreen/routing";
-const PROPAGATION_TIMEOUT_MS = 180_000;
+/** How long the driver waits for the edge to serve a routing change (each step, staging, settling, a revert). */
+export const PROPAGATION_TIMEOUT_MS = 180_000;
 const PROPAGATION_POLL_MS = 100;
 
 class StepFailed extends Error {

@@ -4,24 +4,38 @@
 // children that share the driver's fate by default (the Pulumi CLI the SDK runs, the program runner) outlive a group
 // SIGINT in the middle of an `up`.
 import { expect } from "chai";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
 import { readHistory } from "../../automation/history";
 import { REPO_ROOT, StackFiles } from "../../automation/local/state";
-import { RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
+import { collect, RELEASES_DIR, startE2E, type CliResult, type Collected as Run, type E2E } from "./support";
 
 const BIN = path.join(REPO_ROOT, "bin", "bluegreen.js");
 const STABLE = "200 blue 1.0.0";
 /** Every `up` takes this much longer once set: the window in which a signal lands during an update in progress. */
 const UP_DELAY_MS = 1000;
 
-interface Run {
-  child: ChildProcess;
-  done: Promise<CliResult>;
-  stderr(): string;
+/** A step's script from one of the workflows, by its name: what the runner hands to `bash -e`. */
+function workflowStep(workflow: string, job: string, name: string): string {
+  const parsed = parseYaml(readFileSync(path.join(REPO_ROOT, ".github", "workflows", workflow), "utf8")) as { jobs: Record<string, { steps: { name?: string; run?: string }[] }> };
+  const run = parsed.jobs[job].steps.find((s) => s.name === name)?.run;
+  if (run === undefined) throw new Error(`${workflow}: job ${job} has no step named ${JSON.stringify(name)}`);
+  return run;
+}
+
+/** A process and all its descendants by parent pid, as the Actions runner finds "the process tree" it kills. */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+  } catch {
+    // no children
+  }
+  return [pid, ...children.flatMap(processTree)];
 }
 
 async function waitFor(what: string, ready: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
@@ -50,13 +64,7 @@ describe("signals: SIGINT to a deploy's whole process group", function () {
   /** `bluegreen deploy` as a terminal's foreground job: the leader of a process group of its own. */
   function startDeploy(release: string, steps: string, bake: string): Run {
     const args = ["deploy", "--stack", "local", "--artifact", e2e.release(release), "--release", release, "--steps", steps, "--bake", bake];
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: e2e.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    const done = new Promise<CliResult>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
-    running = { child, done, stderr: () => stderr };
+    running = collect(spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: e2e.env, stdio: ["ignore", "pipe", "pipe"], detached: true }));
     return running;
   }
 
@@ -188,6 +196,56 @@ describe("signals: SIGINT to a deploy's whole process group", function () {
       });
     }
   }
+
+  it("a cancelled GitHub job (SIGINT, SIGTERM, the process tree killed mid-revert): the workflows' own steps finish the revert, through the documented pulumi cancel", async () => {
+    // The job's working folder: the repository's CLI and the artifact where deploy.yml's steps expect them.
+    const work = mkdtempSync(path.join(tmpdir(), "bluegreen-job-"));
+    const release = "20.0.0";
+    symlinkSync(path.join(REPO_ROOT, "bin"), path.join(work, "bin"));
+    mkdirSync(path.join(work, "dist"));
+    symlinkSync(e2e.release(release), path.join(work, "dist", "widget"));
+    const github = { GITHUB_SERVER_URL: "https://github.example", GITHUB_REPOSITORY: "acme/widget", GITHUB_RUN_ID: "4242" };
+    // A short lease, so that the finishing step's wait for the killed run's lease is short too.
+    const env = { ...e2e.env, ...github, STACK: "local", BLUEGREEN_LEASE_SECONDS: "3" };
+    /** A workflow step as the runner runs it: its script in `bash -e`, in the job's working folder. */
+    const step = (workflow: string, job: string, name: string, extra: NodeJS.ProcessEnv = {}): Run =>
+      collect(spawn("bash", ["-e", "-c", workflowStep(workflow, job, name)], { cwd: work, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] }));
+    try {
+      await e2e.tune({ rollout: { steps: [50, 100], bakeSeconds: 3 } });
+      const rollout = step("deploy.yml", "deploy", "Roll out", { MODE: "deploy", RELEASE: release });
+      running = rollout;
+      await waitFor("the 50% bake", () => /green at 50%: .*baking/.test(rollout.stderr()));
+      // The revert's `up` outlasts the runner's 10 s of signals here, as a real `pulumi up` may.
+      e2e.cloud.delayUps("local", 4 * UP_DELAY_MS);
+      // The runner signals the step's entry process only: with `exec` that is the CLI itself.
+      process.kill(rollout.child.pid!, "SIGINT");
+      await waitFor("the answer to SIGINT", () => /^SIGINT: /m.test(rollout.stderr()));
+      process.kill(rollout.child.pid!, "SIGTERM");
+      await waitFor("the revert's update", () => updateInProgress(/^bluegreen revert /));
+      await waitFor(`the answer to SIGTERM; stderr so far:\n${rollout.stderr()}`, () => /^SIGTERM: /m.test(rollout.stderr()));
+      for (const pid of processTree(rollout.child.pid!)) process.kill(pid, "SIGKILL");
+      expect((await rollout.done).signal).to.equal("SIGKILL");
+      e2e.cloud.delayUps("local", 0);
+      expect(updateInProgress(/^bluegreen revert /), "the killed revert's update is left open").to.equal(true);
+
+      // deploy.yml's next step waits for the killed run's lease, then refuses the open update, naming the way out.
+      const finish = await step("deploy.yml", "deploy", "Finish the revert of an interrupted rollout", { RUN_URL: `${github.GITHUB_SERVER_URL}/${github.GITHUB_REPOSITORY}/actions/runs/${github.GITHUB_RUN_ID}` }).done;
+      expect(finish.code, finish.stderr).to.equal(3);
+      expect(finish.stderr).to.contain("pulumi cancel --yes --stack local (in GitHub Actions: run the rollback workflow with cancel-stuck-update)");
+      // The rollback workflow with cancel-stuck-update: `pulumi cancel` (the stand-in, as the workflow's PATH finds it), then the rollback.
+      const cancel = await step("rollback.yml", "rollback", "Cancel the stuck update").done;
+      expect(cancel.code, cancel.stderr).to.equal(0);
+      const rollback = await step("rollback.yml", "rollback", "Roll back", { TO: "" }).done;
+      expect(rollback.code, rollback.stderr).to.equal(0);
+      const report = JSON.parse(readFileSync(path.join(work, "report.json"), "utf8")) as { restored: { from: string } };
+      expect(report.restored.from).to.equal("interrupted-rollout");
+      const { viewers, open } = await aftermath();
+      expect(viewers).to.deep.equal({ [STABLE]: 20 });
+      expect(open).to.deep.equal([]);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("signals: the Pulumi CLI the SDK runs and the program runner outlive a group SIGINT", function () {

@@ -54,13 +54,8 @@ export async function startE2E(): Promise<E2E> {
     GITHUB_STEP_SUMMARY: "",
   };
   const start = (args: string[], extraEnv: NodeJS.ProcessEnv = {}, cwd = REPO_ROOT) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    const done = new Promise<CliResult>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
-    return { child, done, stderrSoFar: () => stderr };
+    const run = collect(spawn(process.execPath, [BIN, ...args], { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] }));
+    return { child: run.child, done: run.done, stderrSoFar: run.stderr };
   };
   return {
     stateDir,
@@ -95,6 +90,22 @@ export async function startE2E(): Promise<E2E> {
       rmSync(work, { recursive: true, force: true });
     },
   };
+}
+
+/** A started child whose stdout and stderr are collected; `done` settles when it exits. */
+export interface Collected {
+  child: ChildProcess;
+  done: Promise<CliResult>;
+  stderr(): string;
+}
+
+export function collect(child: ChildProcess): Collected {
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<CliResult>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
+  return { child, done, stderr: () => stderr };
 }
 
 export function parseJson<T>(text: string): T {
