@@ -39,9 +39,10 @@ export interface RolloutBudget {
 export function rolloutBudget(config: StackConfig): RolloutBudget {
   // One routing change: its `up`, then the edge serving it.
   const change = UP_ALLOWANCE_SECONDS + PROPAGATION_TIMEOUT_MS / 1000;
-  // A step bakes once per check, and checks again at the same weight until failureThreshold fail in a row.
-  const step = change + config.rollout.bakeSeconds * config.rollout.failureThreshold;
   const gate = browserGateBoundMs(config.verification.browserGate, 2) / 1000;
+  // A step bakes once per check, and checks again at the same weight until failureThreshold fail in a row; with
+  // browserGate.everyStep the gate runs again after each step's judgement.
+  const step = change + config.rollout.bakeSeconds * config.rollout.failureThreshold + (config.verification.browserGate.everyStep ? gate : 0);
   const staging = change + VERIFY_ALLOWANCE_SECONDS + gate;
   const settle = change;
   return {

@@ -137,6 +137,9 @@ describe("GitHub Actions workflows", () => {
       // Five steps, each baking up to failureThreshold (2) times 10 more minutes.
       expect(more.rolloutStepMinutes - limits.rolloutStepMinutes).to.equal(production.rollout.steps.length * production.rollout.failureThreshold * 10);
       expect(more.deployJobMinutes).to.be.above(limits.deployJobMinutes);
+      // And with the browser gate after every step.
+      const gated = { ...production, verification: { ...production.verification, browserGate: { ...production.verification.browserGate, everyStep: true } } };
+      expect(rolloutBudget(gated).rolloutSeconds).to.be.above(rolloutBudget(production).rolloutSeconds);
     });
   });
 });
