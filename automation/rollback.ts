@@ -15,6 +15,7 @@ import type { ConfigMap, OutputMap, UpdateSummary } from "./port";
 import { HttpProber } from "./prober";
 import { readManifest, readRelease } from "./releases";
 import { awaitRouting, systemClock, verifyAllOn } from "./rollout";
+import { holdSignals } from "./signals";
 import { parseConfigMap, restoreConfig, ROUTING_KEYS, syncSecretsFromLive, withRevision } from "./stackConfig";
 import { actor, edgeOf, faultNote, openTarget, type Target } from "./targets";
 
@@ -134,6 +135,10 @@ export async function rollback(opts: { stack: string; to?: number; now?: boolean
   const log = (message: string) => reporter.emit({ kind: "info", message });
   let lease: Lease | undefined;
   let prober: HttpProber | undefined;
+  // Once the rollback changes the stack, SIGINT and SIGTERM never stop it half way (signals.ts): it is what restores
+  // the viewers' release. Each one is answered with where it is.
+  let stage = "";
+  let letGo = () => {};
   try {
     const store = await leaseStoreOf(target);
     const ttlMs = leaseTtlMs();
@@ -197,11 +202,22 @@ export async function rollback(opts: { stack: string; to?: number; now?: boolean
     }
     const config = routingOf(restore, stack.name);
     const release = config.slots[config.stable].release ?? "";
+    letGo = holdSignals((signal, count, sinceFirstMs) =>
+      log(`${signal}: the rollback is in progress (${stage}${count > 1 ? `, ${(sinceFirstMs / 1000).toFixed(1)} s after the first signal` : ""}); it is not interrupted: wait for it to finish`),
+    );
     try {
+      stage = "1/4: restoring the config";
       await restoreConfig(stack, restore, live);
+      stage = `2/4: pulumi up (revision ${revision})`;
       await stack.up({ message });
+      stage = `3/4: waiting for the edge to serve revision ${revision}`;
       await awaitRouting({ prober, clock: systemClock }, revision);
-      if (!opts.now) await verifyAllOn({ prober, clock: systemClock }, config.stable, release, Math.max(config.rollout.minSamples, 50), config.verification.healthPath, config.rollout);
+      if (!opts.now) {
+        const viewers = Math.max(config.rollout.minSamples, 50);
+        stage = `4/4: checking that ${viewers} fresh viewers get ${config.stable}/${release || "(no release)"}`;
+        await verifyAllOn({ prober, clock: systemClock }, config.stable, release, viewers, config.verification.healthPath, config.rollout);
+      }
+      stage = "recording the result";
     } catch (err) {
       // A journal stays for the next rollback, on any machine, without waiting for the lease to expire.
       if (journal) await lease?.abandon();
@@ -233,5 +249,6 @@ export async function rollback(opts: { stack: string; to?: number; now?: boolean
     prober?.close();
     await lease?.release();
     await target.close();
+    letGo();
   }
 }

@@ -197,7 +197,7 @@ describe("signals: SIGINT to a deploy's whole process group", function () {
     }
   }
 
-  it("a cancelled GitHub job (SIGINT, SIGTERM, the process tree killed mid-revert): the workflows' own steps finish the revert, through the documented pulumi cancel", async () => {
+  it("a cancelled GitHub job (SIGINT, SIGTERM, the process tree killed mid-revert): the workflows' own steps finish the revert, through the documented pulumi cancel, and a SIGINT does not cut that rollback short", async () => {
     // The job's working folder: the repository's CLI and the artifact where deploy.yml's steps expect them.
     const work = mkdtempSync(path.join(tmpdir(), "bluegreen-job-"));
     const release = "20.0.0";
@@ -235,8 +235,15 @@ describe("signals: SIGINT to a deploy's whole process group", function () {
       // The rollback workflow with cancel-stuck-update: `pulumi cancel` (the stand-in, as the workflow's PATH finds it), then the rollback.
       const cancel = await step("rollback.yml", "rollback", "Cancel the stuck update").done;
       expect(cancel.code, cancel.stderr).to.equal(0);
-      const rollback = await step("rollback.yml", "rollback", "Roll back", { TO: "" }).done;
+      // And a cancel of that job while its rollback's `up` runs does not cut the rollback short.
+      e2e.cloud.delayUps("local", 2 * UP_DELAY_MS);
+      const rollingBack = step("rollback.yml", "rollback", "Roll back", { TO: "" });
+      await waitFor("the rollback's update", () => updateInProgress(/^bluegreen rollback: finish the interrupted rollout of 20\.0\.0/));
+      process.kill(rollingBack.child.pid!, "SIGINT");
+      const rollback = await rollingBack.done;
+      e2e.cloud.delayUps("local", 0);
       expect(rollback.code, rollback.stderr).to.equal(0);
+      expect(rollback.stderr).to.match(/^SIGINT: the rollback is in progress \(2\/4: pulumi up \(revision \d+\)\); it is not interrupted: wait for it to finish$/m);
       const report = JSON.parse(readFileSync(path.join(work, "report.json"), "utf8")) as { restored: { from: string } };
       expect(report.restored.from).to.equal("interrupted-rollout");
       const { viewers, open } = await aftermath();
