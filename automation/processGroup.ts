@@ -1,7 +1,8 @@
 // The Pulumi CLI that the automation SDK runs, in a process group of its own. A terminal's Ctrl-C goes to the whole
-// foreground process group (POSIX "General Terminal Interface", 11.1.9: INTR sends SIGINT to every process in the
-// terminal's foreground process group): a CLI in the driver's group dies with the driver's first Ctrl-C, so the step's
-// `pulumi up` is left open and the revert's own `up` fails ("code: -2"). The driver alone takes the signal and decides.
+// foreground job ("The INTR (interrupt) character raises a SIGINT signal for all processes in the foreground job
+// associated with the terminal", https://www.gnu.org/software/libc/manual/html_node/Signal-Characters.html): a CLI in
+// the driver's group died with the first Ctrl-C, leaving the step's `pulumi up` open, and with a second one the
+// revert's own `up` failed ("revert did not complete (code: -2)"). Now the driver alone takes the signal and decides.
 //
 // The SDK has no option for this. Every CLI call of a LocalWorkspace and a Stack goes through its PulumiCommand's `run`
 // (node_modules/@pulumi/pulumi/automation/localWorkspace.js `runPulumiCmd`, stack.js `runPulumiCmd`,
