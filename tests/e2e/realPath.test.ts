@@ -7,7 +7,7 @@ import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { expect } from "chai";
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import * as path from "node:path";
 import { STAND_IN_ROOT } from "../../automation/local/cloud";
 import { REPO_ROOT } from "../../automation/local/state";
@@ -96,6 +96,17 @@ describe("the real path: dev, staging and production through the automation SDK 
     expect(s).to.deep.include({ stable: "green", weights: { blue: 0, green: 100 } });
     expect(s.rollout.state).to.equal("idle");
     // Every S3 request went through dev's own gateway, and none was refused.
+    expect(gateways[0].denied).to.deep.equal([]);
+  });
+
+  it("`doctor` passes on dev: the Pulumi CLI on PATH, its login, the stack, and dev's buckets reached with dev's settings", async () => {
+    const res = await ok(bg(["doctor", "--stack", "dev", "--json"]));
+    const checks = parseJson<{ checks: { name: string; status: string; detail: string }[] }>(res.stdout).checks;
+    expect(checks.map((c) => `${c.name} ${c.status}`)).to.deep.equal(["node pass", "pulumi pass", "backend pass", "stack pass", "aws pass", "browser pass"]);
+    const detail = Object.fromEntries(checks.map((c) => [c.name, c.detail]));
+    expect(detail.backend).to.equal(`logged in to ${e2e.cloud.pulumiEnv().PULUMI_BACKEND_URL} as ${userInfo().username}`);
+    expect(detail.aws).to.match(/^region us-east-1, long-lived credentials; reached picasso-widget-dev-\S+, picasso-widget-dev-\S+$/);
+    expect(res.stdout + res.stderr).to.not.include("S3RVER");
     expect(gateways[0].denied).to.deep.equal([]);
   });
 
