@@ -147,8 +147,10 @@ describe("signals: SIGINT to a deploy's whole process group", function () {
       reason: /rolled back at 0%: interrupted by SIGINT/,
     },
     { name: "step 1 of 2 (50%, baking)", steps: "50,100", bake: "3s", at: (run) => waitFor("the 50% bake", () => /green at 50%: .*baking/.test(run.stderr())), reason: /rolled back at 50%: interrupted by SIGINT/ },
-    // The second signal SIGTERM: what GitHub sends 7.5 s after the SIGINT when a job is cancelled.
-    { name: "step 2 of 2 (100%, baking)", steps: "50,100", bake: "3s", second: "SIGTERM", at: (run) => waitFor("the 100% bake", () => /green at 100%: .*baking/.test(run.stderr())), reason: /rolled back at 100%: interrupted by SIGINT/ },
+    // The second signal SIGTERM: what GitHub sends 7.5 s after the SIGINT when a job is cancelled. Its first SIGINT is
+    // the "once" case of this step as well (the same answer is checked), so that is not run separately: it saves a
+    // rollout's worth of test time.
+    { name: "step 2 of 2 (100%, baking)", steps: "50,100", bake: "3s", second: "SIGTERM", times: [2], at: (run) => waitFor("the 100% bake", () => /green at 100%: .*baking/.test(run.stderr())), reason: /rolled back at 100%: interrupted by SIGINT/ },
     {
       name: "the revert of a failed release (its update in progress)",
       steps: "50,100",
