@@ -494,8 +494,11 @@ function allOnProblem(res: readonly ProbeResponse[], slot: Slot, release: string
     const r = misrouted[0];
     return `${misrouted.length} of ${res.length} viewers were served ${r.slot}/${r.release ?? "no release"} (status ${r.status}), not ${want}`;
   }
+  // A success without a slot header is no slot's answer either: certain, like a misrouted one.
+  const unnamed = res.filter((r) => r.slot === undefined && r.status > 0 && r.status < 400);
+  if (unnamed.length > 0) return `${unnamed.length} of ${res.length} viewers got status ${unnamed[0].status} with no slot header, not ${want}`;
   const noResponse = res.filter((r) => r.status === 0).length;
-  const untagged = res.filter((r) => r.slot === undefined && r.status !== 0 && (release !== "" ? true : r.status !== 503)).length;
+  const untagged = res.filter((r) => r.slot === undefined && r.status >= 400 && (release !== "" || r.status !== 503)).length;
   const slotErrors = res.filter((r) => r.slot !== undefined && r.status >= 400).length;
   const bad = noResponse + untagged + slotErrors;
   if (bad === 0) return undefined;
