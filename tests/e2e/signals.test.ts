@@ -208,7 +208,7 @@ describe("signals: SIGINT to a deploy's whole process group", function () {
     symlinkSync(e2e.release(release), path.join(work, "dist", "widget"));
     const github = { GITHUB_SERVER_URL: "https://github.example", GITHUB_REPOSITORY: "acme/widget", GITHUB_RUN_ID: "4242" };
     // A short lease, so that the finishing step's wait for the killed run's lease is short too.
-    const env = { ...e2e.env, ...github, STACK: "local", BLUEGREEN_LEASE_SECONDS: "3" };
+    const env = { ...e2e.env, ...github, STACK: "local", BLUEGREEN_LEASE_SECONDS: "5" };
     /** A workflow step as the runner runs it: its script in `bash -e`, in the job's working folder. */
     const step = (workflow: string, job: string, name: string, extra: NodeJS.ProcessEnv = {}): Run =>
       collect(spawn("bash", ["-e", "-c", workflowStep(workflow, job, name)], { cwd: work, env: { ...env, ...extra }, stdio: ["ignore", "pipe", "pipe"] }));
