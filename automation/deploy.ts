@@ -102,6 +102,8 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
   if (dryRun && store) refuseUnlessFree(stack.name, await store.view());
   let lease: Lease | undefined = !dryRun && store ? await takeLease(store, currentHolder(command), { ttlMs, log: (m) => reporter.emit({ kind: "info", message: m }) }) : undefined;
   let unlock = !dryRun;
+  /** What the lease says on release: the rollout's result once there is one (`bluegreen abort` reports it). */
+  let outcome = "stopped before any traffic moved";
   // From taking the lease to releasing it, SIGINT/SIGTERM never kill the process outright (signals.ts): a rollout in
   // flight reverts first, and one that is over still records its result and releases the lease. (Killed in between, it
   // left a dead holder's lock that made the next deploy ask for a rollback of a release that had completed.)
@@ -212,6 +214,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
       prober.close();
       rolloutOver = true;
     }
+    outcome = report.result;
     // A revert that did not complete leaves its journal for `bluegreen rollback` (on any machine) to finish.
     if (report.result === "failed") {
       unlock = false;
@@ -254,7 +257,7 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
     if (report.result === "failed") throw new OperatorNeededError(`${release} at ${report.rollback?.weight}%: ${report.rollback?.reason}${faultNote(target)}`);
     return report;
   } finally {
-    if (unlock) await lease?.release();
+    if (unlock) await lease?.release(outcome);
     letGo();
   }
 }

@@ -62,6 +62,8 @@ interface LeaseRecord {
   abort?: { by: string; at: string };
   /** Set when the holder let go: the lease is free for the next taker. */
   releasedAt?: string;
+  /** How the holder's command ended, when it let go (`bluegreen abort` reports it). */
+  outcome?: string;
 }
 
 /** What a reader makes of the lease: nobody holds it, its holder renews it, or its holder stopped renewing it. */
@@ -290,10 +292,10 @@ export class Lease {
     return first;
   }
 
-  /** Lets go: the lease is free at once. A lease already taken by another is left alone. */
-  async release(): Promise<void> {
+  /** Lets go, saying how the command ended: the lease is free at once. A lease already taken by another is left alone. */
+  async release(outcome?: string): Promise<void> {
     if (!this.stop()) return;
-    await this.enqueue((r) => ({ ...r, releasedAt: new Date().toISOString() })).catch(() => undefined);
+    await this.enqueue((r) => ({ ...r, releasedAt: new Date().toISOString(), ...(outcome ? { outcome } : {}) })).catch(() => undefined);
   }
 
   /**
@@ -306,6 +308,20 @@ export class Lease {
     if (this.lost !== undefined) return;
     const past = new Date(Date.now() - 1).toISOString();
     await this.store.write({ ...this.held, expiresAt: past }, this.etag).catch(() => undefined);
+  }
+}
+
+/**
+ * How the aborted holder's lease ended: released with its outcome (`rolled-back` when the abort reverted it), expired
+ * (its holder died: `rollback` finishes it), or taken by another holder. Polls until one of these.
+ */
+export async function awaitLetGo(store: LeaseStore, holder: Holder, pollMs = POLL_MS): Promise<{ how: "released"; outcome?: string } | { how: "expired" | "taken" }> {
+  for (;;) {
+    const current = await store.read();
+    if (current === undefined || current.record.holder.id !== holder.id) return { how: "taken" };
+    if (current.record.releasedAt !== undefined) return { how: "released", ...(current.record.outcome ? { outcome: current.record.outcome } : {}) };
+    if (Date.parse(current.record.expiresAt) <= Date.now()) return { how: "expired" };
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 

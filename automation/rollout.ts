@@ -234,6 +234,9 @@ export async function runRollout(deps: RolloutDeps, input: RolloutInput): Promis
         gateFailed(step.browserGate);
       }
     }
+    // A signal or `bluegreen abort` that arrived during the last judgement still reverts: past this point the release is
+    // settled, and only `bluegreen rollback` undoes it.
+    checkAbort(deps);
     if (!plan.bootstrap) {
       // The judgement at 100 percent passed: only now does the candidate become the stable slot, in its own update.
       const settled = settleConfig(staged, plan);

@@ -24,6 +24,7 @@ const BIN = path.join(REPO_ROOT, "bin", "bluegreen.js");
 
 interface Run {
   pid: number;
+  child: ReturnType<typeof spawn>;
   done: Promise<CliResult & { exitedAt: number }>;
   stderrSoFar(): string;
   /** SIGKILL to the run's whole process group (the CLI and every child it started), as a CI runner's kill does. */
@@ -45,7 +46,7 @@ describe("two working folders on one stack: the lease and journal in the stack's
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const done = new Promise<CliResult & { exitedAt: number }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, exitedAt: Date.now() })));
-    return { pid: child.pid!, done, stderrSoFar: () => stderr, killGroup: () => process.kill(-child.pid!, "SIGKILL") };
+    return { pid: child.pid!, child, done, stderrSoFar: () => stderr, killGroup: () => process.kill(-child.pid!, "SIGKILL") };
   }
   const bg = (cwd: string, args: string[]) => start(cwd, args).done;
   const ok = async (res: Promise<CliResult> | CliResult, code = 0) => {
@@ -132,7 +133,9 @@ describe("two working folders on one stack: the lease and journal in the stack's
     expect(watched.code, watched.stderr).to.equal(0);
     const rel = winner.release.replace(/\./g, "\\.");
     expect(watched.stderr).to.match(new RegExp(`rollout in-progress: ${rel} shifting 100% \\(step 2 of 2\\) last verdict passed bake \\d+ s left by \\S+ pid ${winner.run.pid} `));
-    expect(watched.stderr.trim().split("\n").at(-1), "watch ends when the rollout does").to.equal("no rollout in progress");
+    const lines = watched.stderr.trim().split("\n");
+    const lastFollowed = lines.map((l) => l.startsWith("rollout in-progress:")).lastIndexOf(true);
+    expect(lines.slice(lastFollowed + 1), "watch ends with the status once the rollout is over").to.include("no rollout in progress");
     expect(await viewers()).to.deep.equal({ [`200 green ${winner.release}`]: 100 });
     const since = (await history()).filter((u) => u.version > base);
     expect(since.length).to.be.greaterThan(0);
@@ -209,15 +212,19 @@ describe("two working folders on one stack: the lease and journal in the stack's
     const run = start(a, deployArgs("5.0.0", ["--bake", "20s"]));
     await waitFor(run, /blue at 50%: .*baking/, "the 50 percent bake");
     const abort = start(b, ["abort", "--stack", STACK]);
-    const aborted = await abort.done;
-    expect(aborted.code, aborted.stderr).to.equal(0);
-    expect(aborted.stderr).to.match(/abort requested: the rollout of 5\.0\.0 /);
+    // abort prints its request once the mark is written, then waits for the rollout to let go of the lease.
+    while (!/abort requested/.test(abort.stderrSoFar()) && abort.child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+    const markedAt = Date.now();
     const res = await run.done;
-    const ms = res.exitedAt - aborted.exitedAt;
+    const aborted = await abort.done;
+    const ms = res.exitedAt - markedAt;
     // Bake 20 s of 40 probe pairs (80 requests): one probe interval is 250 ms. The bound is generous for a loaded machine.
-    console.log(`      abort → deploy exit: ${ms} ms`);
+    console.log(`      abort marked → deploy exit: ${ms} ms`);
     expect(res.code, res.stderr).to.equal(1);
     expect(res.stderr).to.match(new RegExp(`interrupted by bluegreen abort from ${userInfo().username}@${hostname()} pid ${abort.pid} \\(abort`));
+    expect(aborted.code, aborted.stderr).to.equal(0);
+    expect(aborted.stderr).to.match(/abort requested: the rollout of 5\.0\.0 /);
+    expect(aborted.stderr).to.match(new RegExp(`aborted: the rollout of 5\\.0\\.0 .* by \\S+ pid ${run.pid} .* ended rolled-back`));
     expect(ms, `the deploy should exit within 2 s plus one probe interval of the abort; it took ${ms} ms`).to.be.below(15_000);
     expect(await viewers()).to.deep.equal(before);
   });
