@@ -42,7 +42,7 @@ export async function abort(stackName: string, reporter: Reporter): Promise<Abor
     const outcome = end.how === "released" ? (end.outcome ?? "released") : "taken over by another process";
     const report: AbortReport = { result: "aborted", stack: stackName, holder, release: marked.journal?.release ?? null, outcome };
     const line = `aborted: ${what} by ${holder} ended ${outcome}`;
-    reporter.finish(report, `### bluegreen abort ${stackName}\n\n${line}`, line);
+    reporter.finish(report, line, line);
     return report;
   } finally {
     await target.close();

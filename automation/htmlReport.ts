@@ -112,7 +112,10 @@ function readReport(file: string): ReportInput {
   const parsed = reportSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new UsageError(`--from = ${JSON.stringify(file)}: expected a deploy or promote report; ${issue.path.join(".") || "the document"}: ${issue.message}`);
+    // Name what the file holds at the first bad field (a rollback report's result is "restored", a status has none).
+    const found = issue.path.reduce<unknown>((v, key) => (v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined), json);
+    const where = issue.path.length > 0 ? `its ${issue.path.join(".")} is ${found === undefined ? "missing" : JSON.stringify(found).slice(0, 60)}` : "it is not an object";
+    throw new UsageError(`--from = ${JSON.stringify(file)}: expected a report of bluegreen deploy --json or promote --json; ${where} (${issue.message})`);
   }
   return parsed.data;
 }

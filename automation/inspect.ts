@@ -165,7 +165,7 @@ export async function status(stackName: string, reporter: Reporter, opts: { watc
       const viewers = Object.entries(report.edge.viewers).map(([where, n]) => `${n} on ${where}`).join(", ");
       lines.push(`the edge differs from the config: it reads routing revision ${report.edge.revision ?? "(none)"}, not ${config.revision}; ${EDGE_SAMPLE} fresh viewers: ${viewers}`);
     }
-    reporter.finish(report, `### bluegreen status ${stack.name}\n\n${lines.join("\n\n")}`, lines.join("\n"));
+    reporter.finish(report, lines.join("\n\n"), lines.join("\n"));
     return report;
   } finally {
     await target.close();
@@ -240,7 +240,7 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
   }
   const report = { stack: opts.stack, slot: opts.slot ?? config.stable, ok: problems.length === 0, problems, viewer };
   reporter.emit({ kind: "info", message: viewingLine(viewer) });
-  reporter.finish(report, `### bluegreen verify ${opts.stack}\n\n${problems.length === 0 ? "all checks passed" : problems.map((p) => `- ${p}`).join("\n")}`, problems.length === 0 ? `${report.slot} passed every check` : problems.join("\n"));
+  reporter.finish(report, problems.length === 0 ? "All checks passed." : problems.map((p) => `- ${p}`).join("\n"), problems.length === 0 ? `${report.slot} passed every check` : problems.join("\n"));
   if (problems.length > 0) throw new OperatorNeededError(`verification of ${opts.stack} failed: ${problems[0]}${faultNote(target)}`);
   return report;
 }

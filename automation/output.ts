@@ -57,6 +57,8 @@ function wrapWords(text: string, width: number): string[] {
   return rows;
 }
 
+const span = (from: number, to: number) => (from === to ? `step ${from}` : `steps ${from}-${to}`);
+
 function clock(ms: number): string {
   const s = Math.max(0, Math.ceil(ms / 1000));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
@@ -160,7 +162,22 @@ class LiveTable {
       ],
       w,
     );
-    return [this.c.bold(head), ...this.rows.map((row, i) => this.row(row, i, plan.steps[i], total, w))];
+    const rows = this.rows.map((row, i) => this.row(row, i, plan.steps[i], total, w));
+    // The cursor cannot go up past the top of the screen: a table taller than the terminal shows the rows around the
+    // step in progress, the steps above and below summed up in a line each.
+    const room = Math.max(1, ((this.err as { rows?: number }).rows || 24) - 4);
+    if (rows.length <= room + 2) return [this.c.bold(head), ...rows];
+    const active = this.rows.findIndex((r) => r.state !== "done");
+    const start = Math.max(0, Math.min((active < 0 ? rows.length : active) - 1, rows.length - room));
+    const end = start + room;
+    const passed = this.rows.slice(0, start).filter((r) => r.state === "done" && r.step.verdict === "passed").length;
+    const later = this.rows[end]?.state === "not-run" ? "not run" : "pending";
+    return [
+      this.c.bold(head),
+      ...(start > 0 ? [this.c.dim(fit([`  ${span(1, start)}: ${passed} passed`], w))] : []),
+      ...rows.slice(start, end),
+      ...(end < rows.length ? [this.c.dim(fit([`  ${span(end + 1, rows.length)}: ${later}`], w))] : []),
+    ];
   }
 
   private row(row: Row, i: number, weight: number, total: number, w: number): string {

@@ -243,7 +243,8 @@ export async function rollback(opts: { stack: string; to?: number; now?: boolean
     const done = opts.now
       ? `the edge routes 100 percent to ${release} on ${config.stable} (revision ${revision}) after ${report.restoreMs} ms; not verified with viewers: run bluegreen verify --stack ${stack.name}`
       : `${release} on ${config.stable} serves 100 percent again: traffic restored in ${report.restoreMs} ms`;
-    reporter.finish({ ...report, viewer }, `### bluegreen rollback ${stack.name}\n\n${done}`, done);
+    reporter.summary.note({ viewer });
+    reporter.finish({ ...report, viewer }, done, done);
     return report;
   } finally {
     prober?.close();

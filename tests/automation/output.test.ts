@@ -1,3 +1,4 @@
+import { Terminal } from "@xterm/headless";
 import { expect } from "chai";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -32,6 +33,29 @@ describe("progress output", () => {
     expect(c.err()).to.include("\u001b[3A\r\u001b[J");
     expect(c.err()).to.include("\u001b[32m");
     expect(c.err()).to.include("2/2 100%  pending");
+  });
+
+  it("keeps a plan taller than the terminal inside it: the rows around the step in progress, the others summed up", async () => {
+    const term = new Terminal({ cols: 80, rows: 12, scrollback: 100, allowProposedApi: true, convertEol: true });
+    let written = Promise.resolve();
+    const write = (t: string) => ((written = written.then(() => new Promise<void>((r) => term.write(t, r)))), true);
+    const reporter = new Reporter({ json: false, env: {}, stderr: { isTTY: true, columns: 80, rows: 12, write } });
+    const steps = Array.from({ length: 20 }, (_, i) => 5 * (i + 1));
+    reporter.emit({ kind: "plan", plan: { release: "2.0.0", stable: "blue", candidate: "green", bootstrap: false, steps, bakeMs: 1000, firstRevision: 1 } });
+    for (let i = 0; i < 12; i++) {
+      reporter.emit({ kind: "info", message: `green at ${steps[i]}%` });
+      reporter.emit({ kind: "step", step: step(i, steps[i]), total: 20 });
+    }
+    reporter.close(0);
+    await written;
+    const screen = Array.from({ length: 12 }, (_, i) => term.buffer.active.getLine(term.buffer.active.baseY + i)!.translateToString(true));
+    expect(screen.slice(0, 11)).to.deep.equal([
+      "2.0.0 → green (stable blue): 20 steps, bake 0:01 each",
+      "  steps 1-11: 11 passed",
+      "✓ 12/20  60%  passed",
+      ...steps.slice(12, 19).map((w, i) => `  ${i + 13}/20 ${String(w).padStart(3)}%  not run`),
+      "  step 20: not run",
+    ]);
   });
 
   it("prints plain lines without escape codes in CI and when NO_COLOR is set", () => {

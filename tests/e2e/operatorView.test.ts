@@ -461,7 +461,7 @@ describe("what the operator sees of a rollout", function () {
       const cases: { from: string; out: string; says: RegExp }[] = [
         { from: path.join(dir, "missing.json"), out: path.join(dir, "a.html"), says: /^--from = ".*missing\.json": expected a readable JSON report from bluegreen deploy --json \(ENOENT\)$/ },
         { from: invalid, out: path.join(dir, "b.html"), says: /^--from = ".*invalid\.json": expected JSON from bluegreen deploy --json or promote --json \(.+\)$/ },
-        { from: notAReport, out: path.join(dir, "c.html"), says: /^--from = ".*status\.json": expected a deploy or promote report; result: / },
+        { from: notAReport, out: path.join(dir, "c.html"), says: /^--from = ".*status\.json": expected a report of bluegreen deploy --json or promote --json; its result is missing \(/ },
         { from: completedReport(), out: foreign, says: /^--out = ".*notes\.html": expected a new file or a page bluegreen report wrote; it exists and is not one \(nothing overwritten\)$/ },
         { from: completedReport(), out: path.join(dir, "no-such-folder", "d.html"), says: /^--out = ".*no-such-folder\/d\.html": expected a file path that can be written \(ENOENT\)$/ },
       ];
