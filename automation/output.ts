@@ -287,8 +287,8 @@ export class Reporter implements Progress {
   }
 
   /** The command is over, with this exit code: the job summary is written ($GITHUB_STEP_SUMMARY), whatever the code. */
-  close(exitCode: number, error?: unknown): void {
+  close(exitCode: number, error?: unknown, opts: { summary: boolean } = { summary: true }): void {
     this.live?.end();
-    this.summary.write(this.env, exitCode, error);
+    if (opts.summary) this.summary.write(this.env, exitCode, error);
   }
 }

@@ -15,18 +15,20 @@ const jsonOption = { type: "boolean", default: false, describe: "print one JSON 
 
 /**
  * Runs a command with its Reporter and writes the job summary whatever the outcome, with the exit code the CLI will
- * return (an input the handler itself rejects included).
+ * return (an input the handler itself rejects included). Queries (status, history, open) write none: workflows poll
+ * them in loops (deploy.yml waits on `status` before it finishes a revert), and a summary per poll would bury the
+ * rollout's own.
  */
-async function reported(command: string, a: { json: boolean; stack?: string }, run: (reporter: Reporter) => Promise<unknown>): Promise<void> {
+async function reported(command: string, a: { json: boolean; stack?: string }, run: (reporter: Reporter) => Promise<unknown>, summary = true): Promise<void> {
   const reporter = new Reporter({ json: a.json, command });
   if (a.stack !== undefined) reporter.summary.note({ stack: a.stack });
   try {
     await run(reporter);
   } catch (err) {
-    reporter.close(exitCodeOf(err), err);
+    reporter.close(exitCodeOf(err), err, { summary });
     throw err;
   }
-  reporter.close(EXIT.ok);
+  reporter.close(EXIT.ok, undefined, { summary });
 }
 
 interface Common {
@@ -91,7 +93,7 @@ const statusCommand: CommandModule<object, Common & { watch: boolean }> = {
       .option("stack", stackOption)
       .option("watch", { type: "boolean", default: false, describe: "follow the rollout in progress (step, weight, last verdict, bake left) until it ends" })
       .option("json", jsonOption) as never,
-  handler: (a) => reported("status", a, (reporter) => status(a.stack, reporter, { watch: a.watch })),
+  handler: (a) => reported("status", a, (reporter) => status(a.stack, reporter, { watch: a.watch }), false),
 };
 
 const abortCommand: CommandModule<object, Common> = {
@@ -105,7 +107,7 @@ const historyCommand: CommandModule<object, Common> = {
   command: "history",
   describe: "show the stack's update history and audit log",
   builder: (y: Argv) => y.option("stack", stackOption).option("json", jsonOption) as never,
-  handler: (a) => reported("history", a, (reporter) => history(a.stack, reporter)),
+  handler: (a) => reported("history", a, (reporter) => history(a.stack, reporter), false),
 };
 
 const promoteCommand: CommandModule<object, { from: string; to: string; approve?: string[]; json: boolean }> = {
@@ -129,7 +131,7 @@ const openCommand: CommandModule<object, Common & { slot?: Slot; browser: boolea
       .option("slot", { choices: ["blue", "green"] as const, describe: "the slot to see, whatever the weights (no token needed)" })
       .option("browser", { type: "boolean", default: false, describe: "open it with $BROWSER, else the system's opener" })
       .option("json", jsonOption) as never,
-  handler: (a) => reported("open", a, (reporter) => open({ stack: a.stack, slot: a.slot, browser: a.browser, json: a.json }, reporter)),
+  handler: (a) => reported("open", a, (reporter) => open({ stack: a.stack, slot: a.slot, browser: a.browser, json: a.json }, reporter), false),
 };
 
 export const driverCommands = [deployCommand, promoteCommand, rollbackCommand, abortCommand, verifyCommand, statusCommand, historyCommand, openCommand] as CommandModule[];

@@ -276,11 +276,19 @@ describe("what the operator sees of a rollout", function () {
     // Two child processes at once: each pays the CLI's start-up, and neither changes anything.
     let byValue: CliResult;
     let byFlag: CliResult;
+    let query: CliResult;
     before(async () => {
-      [byValue, byFlag] = await Promise.all([
+      [byValue, byFlag, query] = await Promise.all([
         e2e.cli(["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--release", "two point oh"], gitHubEnv("exit2-value")),
         e2e.cli(["deploy", "--stack", "local", "--artifact", path.join(RELEASES_DIR, "2.0.0"), "--relase", "4.0.0"], gitHubEnv("exit2-flag")),
+        // Alongside: a query, which workflows poll in loops, writes no summary at all.
+        e2e.cli(["status", "--stack", "local", "--json"], gitHubEnv("status")),
       ]);
+    });
+
+    it("writes no job summary for a query (status), which workflows poll", () => {
+      expect(query.code, query.stderr).to.equal(0);
+      expect(existsSync(summaryFile("status"))).to.equal(false);
     });
 
     it("writes a job summary naming the refused value when the command rejects it", () => {
