@@ -220,7 +220,7 @@ export function renderHtmlReport(r: ReportInput, screenshots: Screenshot[], miss
       const s = byIndex.get(i);
       if (!s) return `<tr class="not-run"><td>${i + 1}</td><td>${weight}%</td><td>not run</td><td></td>${slots.map(() => "<td></td><td></td>").join("")}</tr>`;
       const m = s.metrics;
-      const cells = slots.map((x) => (m ? `<td>${fmt(100 * m[x].errorRate, 2)}% (${m[x].errors}/${m[x].requests})</td><td>${fmt(m[x].p95Ms)} ms</td>` : "<td></td><td></td>")).join("");
+      const cells = slots.map((x) => (m && m[x].requests > 0 ? `<td>${fmt(100 * m[x].errorRate, 2)}% (${m[x].errors}/${m[x].requests})</td><td>${fmt(m[x].p95Ms)} ms</td>` : "<td></td><td></td>")).join("");
       return `<tr class="${s.verdict === "passed" ? "passed" : "failed"}"><td>${i + 1}</td><td>${weight}%</td><td>${esc(s.verdict)}</td><td>${m ? `${fmt(s.observedShare)}% of ${s.viewerSamples}` : ""}</td>${cells}</tr>`;
     })
     .join("\n");

@@ -137,7 +137,7 @@ function stepTable(planned: number[], steps: StepReport[], over: boolean): strin
     const m = s.metrics;
     const mark = s.verdict === "passed" ? "✅" : s.verdict === "inconclusive" ? "❔" : "❌";
     const finding = s.verdict !== "passed" && s.findings[0] ? `: ${escapeMarkdown(s.findings[0].message)}` : s.browserGate?.verdict === "failed" ? "; browser gate failed" : "";
-    const slot = (x: Slot) => (m ? [`${pct(m[x].errorRate)} (${m[x].errors}/${m[x].requests})`, `${m[x].p95Ms.toFixed(1)} ms`] : ["", ""]);
+    const slot = (x: Slot) => (m && m[x].requests > 0 ? [`${pct(m[x].errorRate)} (${m[x].errors}/${m[x].requests})`, `${m[x].p95Ms.toFixed(1)} ms`] : ["", ""]);
     return `| ${i + 1} | ${weight}% | ${mark} ${s.verdict}${finding} | ${m ? `${s.observedShare.toFixed(1)}% of ${s.viewerSamples}` : ""} | ${slot("blue").join(" | ")} | ${slot("green").join(" | ")} |`;
   });
   return [...head, ...rows].join("\n");

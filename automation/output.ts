@@ -22,10 +22,21 @@ function colors(env: NodeJS.ProcessEnv, tty: boolean) {
 
 const SLOTS = ["blue", "green"] as const;
 
+/**
+ * Each slot's figures for a step, whole or condensed; a slot nothing was aimed at (the other slot on a stack's first
+ * release) has none to show.
+ */
+function figures(m: StepReport["metrics"], form: "whole" | "short"): string {
+  if (!m) return "";
+  const measured = SLOTS.filter((slot) => m[slot].requests > 0);
+  return form === "whole"
+    ? measured.map((slot) => `${slot} ${m[slot].requests} req ${(100 * m[slot].errorRate).toFixed(1)}% err p95 ${m[slot].p95Ms.toFixed(1)} ms`).join(" | ")
+    : measured.map((slot) => `${slot} ${(100 * m[slot].errorRate).toFixed(1)}% ${m[slot].p95Ms.toFixed(0)}ms`).join("  ");
+}
+
 /** One line per step, for logs (CI, a pipe): printed once, never redrawn. */
 function stepLine(s: StepReport, total: number): string {
-  const m = s.metrics;
-  const per = m ? SLOTS.map((slot) => `${slot} ${m[slot].requests} req ${(100 * m[slot].errorRate).toFixed(1)}% err p95 ${m[slot].p95Ms.toFixed(1)} ms`).join(" | ") : "";
+  const per = figures(s.metrics, "whole");
   return `step ${s.index + 1}/${total}: weight ${String(s.weight).padStart(3)}%  observed ${s.observedShare.toFixed(1).padStart(5)}% of ${s.viewerSamples} viewers  ${s.verdict}${per ? `  (${per})` : ""}`;
 }
 
@@ -207,8 +218,8 @@ class LiveTable {
         const s = row.step;
         const m = s.metrics;
         const mark = s.verdict === "passed" ? "✓" : s.verdict === "inconclusive" ? "?" : "✗";
-        const full = m ? SLOTS.map((slot) => `${slot} ${m[slot].requests} req ${(100 * m[slot].errorRate).toFixed(1)}% err p95 ${m[slot].p95Ms.toFixed(1)} ms`).join(" | ") : "";
-        const short = m ? SLOTS.map((slot) => `${slot} ${(100 * m[slot].errorRate).toFixed(1)}% ${m[slot].p95Ms.toFixed(0)}ms`).join("  ") : "";
+        const full = figures(m, "whole");
+        const short = figures(m, "short");
         const share = s.observedShare.toFixed(1).padStart(5);
         // A step that never probed (its `up` failed, the edge never served its weight) has a cause, not measurements.
         const text = m
