@@ -247,6 +247,9 @@ export class Reporter implements Progress {
   private readonly live: LiveTable | undefined;
   /** What the command learns as it runs, for the job summary written when it exits. */
   readonly summary: JobSummary;
+  /** Plain output: steps in the plan, and the last whole minute of a bake reported (step/check). */
+  private planned: number | undefined;
+  private bakeMinute: { key: string; minute: number } | undefined;
 
   constructor(private readonly opts: OutputOptions) {
     this.err = opts.stderr ?? process.stderr;
@@ -264,10 +267,12 @@ export class Reporter implements Progress {
         this.line(event.message, this.c.dim);
         break;
       case "plan":
+        this.planned = event.plan.steps.length;
         this.live?.start(event.plan);
         break;
       case "bake":
-        this.live?.bake(event.bake);
+        if (this.live) this.live.bake(event.bake);
+        else this.bakeLine(event.bake);
         break;
       case "step":
         if (this.live?.active) this.live.step(event.step);
@@ -282,6 +287,19 @@ export class Reporter implements Progress {
         this.line(`rolled back: ${event.rollback.reason} (traffic restored in ${event.rollback.restoreMs} ms)`, this.c.red);
         break;
     }
+  }
+
+  /**
+   * In a log (CI, a pipe) a bake says how it is going once a minute of it has passed, by the rollout's own clock: a
+   * production bake is 5 minutes per step, and a CI log that says nothing for that long looks hung.
+   */
+  private bakeLine(b: BakeProgress): void {
+    const key = `${b.index}/${b.check}`;
+    const minute = Math.floor(b.elapsedMs / 60_000);
+    if (minute === 0 || (this.bakeMinute?.key === key && this.bakeMinute.minute >= minute)) return;
+    this.bakeMinute = { key, minute };
+    const check = b.check > 1 ? `, recheck ${b.check}` : "";
+    this.line(`step ${b.index + 1}/${this.planned ?? "?"} (${b.weight}%${check}): baking, ${clock(b.bakeMs - b.elapsedMs)} left, ${b.probes.done}/${b.probes.planned} probes, errors blue ${b.errors.blue} green ${b.errors.green}${b.unattributed > 0 ? ` other ${b.unattributed}` : ""}`, this.c.dim);
   }
 
   private line(text: string, colour: (s: string) => string): void {

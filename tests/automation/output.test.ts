@@ -69,6 +69,20 @@ describe("progress output", () => {
     }
   });
 
+  it("in a log, says once a minute how a long bake is going (by the rollout's clock), nothing in its first minute", () => {
+    const c = capture(false, { CI: "true" });
+    c.reporter.emit({ kind: "plan", plan: { release: "2.0.0", stable: "blue", candidate: "green", bootstrap: false, steps: [10, 100], bakeMs: 300_000, firstRevision: 1 } });
+    const bake = (elapsedMs: number, done: number, check = 1) =>
+      c.reporter.emit({ kind: "bake", bake: { index: 0, weight: 10, check, bakeMs: 300_000, elapsedMs, probes: { done, planned: 1200 }, errors: { blue: 0, green: 2 }, unattributed: 0 } });
+    for (const [elapsed, done] of [[1_000, 4], [59_000, 236], [60_500, 242], [61_000, 244], [119_000, 476], [125_000, 500]]) bake(elapsed, done);
+    bake(61_000, 244, 2);
+    expect(c.err().split("\n").filter((l) => l !== "")).to.deep.equal([
+      "step 1/2 (10%): baking, 4:00 left, 242/1200 probes, errors blue 0 green 2",
+      "step 1/2 (10%): baking, 2:55 left, 500/1200 probes, errors blue 0 green 2",
+      "step 1/2 (10%, recheck 2): baking, 3:59 left, 244/1200 probes, errors blue 0 green 2",
+    ]);
+  });
+
   it("prints one JSON report on stdout with --json", () => {
     const c = capture(false, {});
     c.reporter.finish({ result: "succeeded" }, "# summary", "done");
