@@ -68,6 +68,12 @@ export function localS3Client(endpoint: string): S3Client {
  * writes are kept apart per key. An unconditional PUT or a DELETE that lands between the two is not seen, and S3's
  * "first write to finish wins" among concurrent creates becomes "first to arrive wins, the others get 409".
  * Versioning is not emulated (s3rver has none), so "the current version" is simply the object.
+ *
+ * Atomic writes. "Amazon S3 never adds partial objects": a GET sees the object before a PUT or after it
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel). s3rver writes an object by
+ * truncating its file and streaming into it (lib/stores/filesystem.js `putObject`), so a GET landing mid-write reads
+ * an empty or partial body: a lease read while its holder renews it would not parse. The front therefore keeps reads
+ * and writes of one key apart: a read waits for the writes in flight on its key, a write for the reads.
  */
 
 interface ConditionalWriteFront {
@@ -91,7 +97,21 @@ async function startConditionalWriteFront(backendPort: number, port: number): Pr
   const agent = new http.Agent({ keepAlive: true });
   const inFlight = new Set<string>();
 
+  const keys = new KeyGate();
+
   const server = http.createServer((req, res) => {
+    const access = objectAccess(req);
+    if (access !== undefined) {
+      // Taken now, let go when the answer is done: the request waits for the other kind in flight on its key.
+      const entered = keys.enter(access.target, access.kind);
+      res.on("close", () => keys.leave(access.target));
+      entered.then(() => handle(req, res), (err: unknown) => sendS3Error(res, 500, "InternalError", (err as Error).message));
+      return;
+    }
+    handle(req, res);
+  });
+
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const write = conditionalWrite(req);
     if (write === undefined) {
       forward(req, res, backendPort, agent);
@@ -120,7 +140,7 @@ async function startConditionalWriteFront(backendPort: number, port: number): Pr
         sendS3Error(res, 500, "InternalError", `local S3 front: reading the current ETag of ${write.target} failed: ${(err as Error).message}`);
       },
     );
-  });
+  };
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -141,23 +161,66 @@ async function startConditionalWriteFront(backendPort: number, port: number): Pr
   };
 }
 
+/** Readers or writers of one key at a time (any number of either kind, never both): a readers-writer gate per key. */
+class KeyGate {
+  private readonly keys = new Map<string, { kind: Access; count: number; queue: { kind: Access; admit: () => void }[] }>();
+
+  enter(target: string, kind: Access): Promise<void> {
+    const key = this.keys.get(target);
+    if (key === undefined) {
+      this.keys.set(target, { kind, count: 1, queue: [] });
+      return Promise.resolve();
+    }
+    if (key.kind === kind && key.queue.length === 0) {
+      key.count++;
+      return Promise.resolve();
+    }
+    return new Promise((admit) => key.queue.push({ kind, admit }));
+  }
+
+  leave(target: string): void {
+    const key = this.keys.get(target);
+    if (key === undefined || --key.count > 0) return;
+    if (key.queue.length === 0) {
+      this.keys.delete(target);
+      return;
+    }
+    // The first waiter's kind takes the key, with the waiters of that kind up to the next one of the other kind.
+    key.kind = key.queue[0].kind;
+    while (key.queue.length > 0 && key.queue[0].kind === key.kind) {
+      key.count++;
+      key.queue.shift()!.admit();
+    }
+  }
+}
+
+type Access = "read" | "write";
+
+/**
+ * The object `req` reads (GET, HEAD) or writes (PUT, a multipart upload's completion), as `/bucket/key` (path-style,
+ * the key non-empty); undefined for anything else. The SDK adds `x-id=<Operation>`; any other query names a
+ * subresource (tagging, acl, partNumber…), not the object.
+ */
+function objectAccess(req: http.IncomingMessage): { target: string; kind: Access } | undefined {
+  const url = req.url ?? "/";
+  const queryAt = url.indexOf("?");
+  const target = queryAt < 0 ? url : url.slice(0, queryAt);
+  const slash = target.indexOf("/", 1);
+  if (slash < 0 || slash === target.length - 1) return undefined;
+  const params = [...new URLSearchParams(queryAt < 0 ? "" : url.slice(queryAt + 1)).keys()].filter((k) => k !== "x-id");
+  if ((req.method === "GET" || req.method === "HEAD") && params.length === 0) return { target, kind: "read" };
+  if (req.method === "PUT" && params.length === 0) return { target, kind: "write" };
+  if (req.method === "POST" && params.length === 1 && params[0] === "uploadId") return { target, kind: "write" };
+  return undefined;
+}
+
 /** The conditional write `req` is, if it is one; undefined for everything the front passes through untouched. */
 function conditionalWrite(req: http.IncomingMessage): ConditionalWrite | undefined {
   const ifMatch = req.headers["if-match"];
   const ifNoneMatch = req.headers["if-none-match"];
   if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
-  const url = req.url ?? "/";
-  const queryAt = url.indexOf("?");
-  const target = queryAt < 0 ? url : url.slice(0, queryAt);
-  // Path-style: /bucket/key, the key non-empty.
-  const slash = target.indexOf("/", 1);
-  if (slash < 0 || slash === target.length - 1) return undefined;
-  // The SDK adds `x-id=<Operation>`; any other query names a subresource (tagging, acl, partNumber…), not the object.
-  const params = [...new URLSearchParams(queryAt < 0 ? "" : url.slice(queryAt + 1)).keys()].filter((k) => k !== "x-id");
-  const putsObject = req.method === "PUT" && params.length === 0;
-  const completesUpload = req.method === "POST" && params.length === 1 && params[0] === "uploadId";
-  if (!putsObject && !completesUpload) return undefined;
-  return { target, ifMatch, ifNoneMatch };
+  const access = objectAccess(req);
+  return access?.kind === "write" ? { target: access.target, ifMatch, ifNoneMatch } : undefined;
 }
 
 /**

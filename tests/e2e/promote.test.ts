@@ -49,7 +49,7 @@ describe("bluegreen promote on the local cloud (dev → staging → production)"
   async function served(stack: string, manifest: Manifest): Promise<ProbeResponse[]> {
     const prober = new HttpProber({ url: e2e.cloud.url, host: e2e.cloud.host(stack) }, 8);
     try {
-      return await probeMany(prober, Object.keys(manifest.files).map((file) => ({ path: `/${file}` })), { concurrency: 8, spreadMs: 0, sleep: async () => {} });
+      return await probeMany(prober, Object.keys(manifest.files).map((file) => ({ path: `/${file}`, follow: true })), { concurrency: 8, spreadMs: 0, sleep: async () => {} });
     } finally {
       prober.close();
     }

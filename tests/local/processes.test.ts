@@ -27,8 +27,9 @@ function exited(child: ChildProcess): Promise<{ code: number | null; stdout: str
 }
 
 /** fetch() may not set Host (a forbidden header), so plain http. */
+/** The health path: routed by weight to a slot's origin (an entry point such as / answers a redirect at the edge). */
 function status(url: string, host: string): Promise<number> {
-  return new Promise((resolve, reject) => get(url, { headers: { host } }, (res) => resolve(res.resume().statusCode ?? 0)).on("error", reject));
+  return new Promise((resolve, reject) => get(new URL("/version.json", url), { headers: { host } }, (res) => resolve(res.resume().statusCode ?? 0)).on("error", reject));
 }
 
 describe("local cloud: across processes", function () {
@@ -65,7 +66,7 @@ describe("local cloud: across processes", function () {
       expect(await status(url, cloud.host("local"))).to.equal(200);
       const fault = await exited(cli(["local", "fault", "--slot", "blue", "--latency-ms", "200"], stateDir));
       expect(fault.code, fault.stderr).to.equal(0);
-      expect(fault.stdout).to.contain("local/blue: error rate 0, latency 200 ms");
+      expect(fault.stdout).to.contain("local: blue: error rate 0, latency 200 ms");
       const started = Date.now();
       await status(url, cloud.host("local"));
       expect(Date.now() - started, "the running edge obeys the fault set by the CLI").to.be.at.least(200);

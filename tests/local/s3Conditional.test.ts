@@ -173,4 +173,25 @@ describe("local S3 conditional writes (through @aws-sdk/client-s3)", () => {
     await put("lease.json", "v2", { IfNoneMatch: "*" });
     expect(await read("lease.json")).to.equal("v2");
   });
+
+  it("never lets a GET see a partial object while PUTs replace it (S3 never adds partial objects)", async () => {
+    // 256 KiB bodies each made of one repeated letter: a torn read shows up as a short body or mixed letters.
+    const body = (letter: string) => letter.repeat(256 * 1024);
+    await put("big.json", body("a"));
+    const seen = new Set<string>();
+    const writes = (async () => {
+      for (const letter of "bcdefghijk") await put("big.json", body(letter));
+    })();
+    let done = false;
+    void writes.finally(() => (done = true));
+    const reads = Array.from({ length: 4 }, async () => {
+      while (!done) {
+        const text = await read("big.json");
+        seen.add(text.length === 256 * 1024 && text === text[0].repeat(text.length) ? "whole" : `torn (${text.length} bytes)`);
+      }
+    });
+    await Promise.all([writes, ...reads]);
+    expect([...seen]).to.deep.equal(["whole"]);
+    expect(await read("big.json")).to.equal(body("k"));
+  });
 });
