@@ -115,9 +115,9 @@ describe("framing a widget on another origin", () => {
 
 describe("browserGate stack config", () => {
   const base = { environment: "local", slots: { blue: {}, green: {} }, stable: "blue", weights: { blue: 100, green: 0 } };
-  it("defaults to enabled, .picasso-widget, 3 loads, 15 s, 50 percent", () => {
+  it("defaults to enabled, .picasso-widget, 3 loads, 15 s, 50 percent, before viewer traffic only", () => {
     const c = parseStackConfig(base, "local", { hasPreviewToken: true });
-    expect(c.verification.browserGate).to.deep.equal({ enabled: true, selector: ".picasso-widget", loads: 3, timeoutMs: 15_000, maxRegression: 0.5 });
+    expect(c.verification.browserGate).to.deep.equal({ enabled: true, selector: ".picasso-widget", loads: 3, timeoutMs: 15_000, maxRegression: 0.5, everyStep: false });
   });
   it("names the key, the value and what is allowed", () => {
     const bad = { ...base, verification: { browserGate: { loads: 0 } } };
