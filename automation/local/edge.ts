@@ -162,8 +162,9 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     if (s.viewerRequest !== undefined) {
       const result = await s.viewerRequest.run(viewerRequestEvent(viewer));
       if (isResponse(result.output)) {
-        // A function-generated response goes straight back, uncached. Assumed here: the viewer-response function
-        // does not run for it (the docs are silent for CloudFront Functions; the router's 503 carries nothing it renames).
+        // A function-generated response goes straight back, uncached, with the cookies it carries. Assumed here: the
+        // viewer-response function does not run for it (the docs are silent for CloudFront Functions; the router's 503
+        // carries nothing it renames, and its entry-point redirect sets the bucket cookie viewer-response would set).
         // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/function-code-choose-purpose.html
         return send(res, method, applied, viewer, functionResponse(result.output), "FunctionGeneratedResponse from cloudfront", setCookieHeaders(result.output.cookies ?? {}));
       }
