@@ -259,6 +259,18 @@ describe("artifact reference integrity", () => {
       expect(err).to.be.instanceOf(UsageError);
       expect(err!.message).to.equal(`index.html:3: references "assets/widget.0123456789.js", which the artifact does not contain`);
     });
+
+    it("refuses a top-level _r/ folder, which the edge's release-qualified URLs would shadow", async () => {
+      mkdirSync(path.join(work, "_r"));
+      writeFileSync(path.join(work, "index.html"), `<!doctype html>\n<p>hi</p>\n`);
+      writeFileSync(path.join(work, "_r", "notes.txt"), "x\n");
+      const err = await buildManifest(work, "3.0.0").then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err).to.be.instanceOf(UsageError);
+      expect(err!.message).to.equal(`--artifact = ${JSON.stringify(work)}: _r/notes.txt: expected no top-level folder "_r" (the edge reserves /_r/ for release-qualified URLs)`);
+    });
   });
 });
 
