@@ -14,21 +14,13 @@ import { exitCodeOf } from "../../automation/errors";
 import { Reporter } from "../../automation/output";
 import type { ConfigMap } from "../../automation/port";
 import type { DeployReport } from "../../automation/rollout";
-import { parseJson, RELEASES_DIR, startE2E, type E2E } from "./support";
+import { expectConfigRestored, parseJson, RELEASES_DIR, startE2E, type E2E } from "./support";
 
-const REVISION = "picasso-widget:revision";
 
 describe("the real-browser gate on the local cloud", function () {
   this.timeout(120_000);
   let e2e: E2E;
 
-  /** The config is the pre-rollout one again, under a higher routing revision (reverts raise it too). */
-  async function expectConfigRestored(before: ConfigMap): Promise<void> {
-    const { [REVISION]: revisionNow, ...now } = await e2e.config();
-    const { [REVISION]: revisionBefore, ...then } = before;
-    expect(now).to.deep.equal(then);
-    expect(Number(revisionNow.value)).to.be.above(Number(revisionBefore.value));
-  }
 
   /** The same deploy as the CLI's, in this process (its program worker stays warm); one step, no bake. */
   function deploy(artifact: string, release: string): Promise<{ code: number; report: DeployReport; stderr: string }> {
@@ -113,7 +105,7 @@ describe("the real-browser gate on the local cloud", function () {
     expect(report.rollback?.metric).to.equal("browser");
     expect(report.rollback?.step).to.equal(null);
     expect(report.steps.filter((s) => s.weight > 0)).to.deep.equal([]);
-    await expectConfigRestored(before);
+    await expectConfigRestored(e2e, before);
     const gate = report.browserGate!;
     expect(gate.findings.map((f) => [f.kind, f.slot])).to.deep.include(["uncaught-error", "blue"]);
     expect(report.rollback?.reason).to.match(/blue: uncaught error in 3 of 3 loads: .*late failure after render/);
@@ -134,7 +126,7 @@ describe("the real-browser gate on the local cloud", function () {
     expect(report.rollback?.metric).to.equal("browser");
     expect(report.rollback?.step).to.equal(null);
     expect(report.steps.filter((s) => s.weight > 0)).to.deep.equal([]);
-    await expectConfigRestored(before);
+    await expectConfigRestored(e2e, before);
     const gate = report.browserGate!;
     const regressed = gate.findings.filter((f) => f.kind === "performance").map((f) => f.message.split(" against")[0].replace(/ [\d.]+( B|ms)$/, ""));
     expect(regressed).to.include.members(["green: render time", "green: transferred bytes", "green: long tasks"]);
@@ -166,7 +158,7 @@ describe("the real-browser gate on the local cloud", function () {
       expect(report.rollback).to.deep.include({ metric: "browser", step: 0, weight: 50 });
       expect(report.rollback?.reason).to.match(/uncaught error in 3 of 3 loads: .*breaks from the first step on/);
       expect(Object.keys(report.steps[0].browserGate!.screenshots).length).to.be.above(0);
-      await expectConfigRestored(before);
+      await expectConfigRestored(e2e, before);
     } finally {
       flagger.close();
       await e2e.tune({ verification: { browserGate: { everyStep: false } } });

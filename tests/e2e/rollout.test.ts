@@ -12,29 +12,18 @@ import type { DeployReport } from "../../automation/rollout";
 import type { StatusReport } from "../../automation/inspect";
 import type { RollbackReport } from "../../automation/rollback";
 import type { ConfigMap } from "../../automation/port";
-import { freshViewers, parseJson, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
+import { expectConfigRestored, freshViewers, parseJson, RELEASES_DIR, startE2E, type CliResult, type E2E } from "./support";
 
 const R1 = path.join(RELEASES_DIR, "1.0.0");
 const R2 = path.join(RELEASES_DIR, "2.0.0");
 
 // The happy path, signals, the lease and rollback run the CLI as a child process; the revert cases call the same
 // deploy() in this process, which keeps one warm program worker (a child CLI pays a cold start per run).
-const REVISION = "picasso-widget:revision";
 
 describe("bluegreen deploy / rollback on the local cloud", function () {
   this.timeout(180_000);
   let e2e: E2E;
 
-  /**
-   * The config is the pre-rollout one again, under a higher routing revision: reverts and rollbacks raise it too, so
-   * the stale-stack-file guard has no exception to bypass.
-   */
-  async function expectConfigRestored(before: ConfigMap): Promise<void> {
-    const { [REVISION]: revisionNow, ...now } = await e2e.config();
-    const { [REVISION]: revisionBefore, ...then } = before;
-    expect(now).to.deep.equal(then);
-    expect(Number(revisionNow.value)).to.be.above(Number(revisionBefore.value));
-  }
 
   const viewers = (count = 200) => freshViewers(e2e.cloud, "local", count);
 
@@ -125,7 +114,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       expect(report.rollback?.metric, JSON.stringify(report.rollback)).to.equal(metric);
       expect(report.rollback?.step).to.equal(step);
       expect(report.rollback?.weight).to.equal([10, 25, 50, 75, 100][step]);
-      await expectConfigRestored(before);
+      await expectConfigRestored(e2e, before);
       expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
     }
 
@@ -169,7 +158,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       expect(status.rollout.state).to.equal("interrupted");
       const rb = await e2e.cli(["rollback", "--stack", "local", "--json"]);
       expectExit(rb, 0);
-      await expectConfigRestored(before);
+      await expectConfigRestored(e2e, before);
       expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
     });
   });
@@ -187,7 +176,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       const res = await run.done;
       expectExit(res, 1);
       expect(res.stderr).to.match(/SIGTERM: reverting before exit/);
-      await expectConfigRestored(before);
+      await expectConfigRestored(e2e, before);
       expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
     });
 
@@ -207,7 +196,7 @@ describe("bluegreen deploy / rollback on the local cloud", function () {
       const rb = await e2e.cli(["rollback", "--stack", "local", "--json"]);
       expectExit(rb, 0);
       expect(parseJson<RollbackReport>(rb.stdout).restored.from).to.equal("interrupted-rollout");
-      await expectConfigRestored(before);
+      await expectConfigRestored(e2e, before);
       expect(await viewers()).to.deep.equal({ "200 green 2.0.0": 200 });
       const after = parseJson<StatusReport>((await e2e.cli(["status", "--stack", "local", "--json"])).stdout);
       expect(after.rollout.state).to.equal("idle");

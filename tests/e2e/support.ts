@@ -1,5 +1,6 @@
 // Shared by the driver's end-to-end tests: a local cloud in a temp folder, advertised so that the CLI run as a child
 // process (BLUEGREEN_STATE_DIR) and in-process calls both reach the very same S3, edge and engine.
+import { expect } from "chai";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -158,4 +159,16 @@ export async function freshViewers(cloud: LocalCloud, stack: string, count = 100
   } finally {
     prober.close();
   }
+}
+
+/**
+ * The stack's config is the pre-rollout one again, under a higher routing revision: reverts and rollbacks raise it too,
+ * so the stale-stack-file guard has no exception to bypass.
+ */
+export async function expectConfigRestored(e2e: E2E, before: ConfigMap): Promise<void> {
+  const REVISION = "picasso-widget:revision";
+  const { [REVISION]: revisionNow, ...now } = await e2e.config();
+  const { [REVISION]: revisionBefore, ...then } = before;
+  expect(now).to.deep.equal(then);
+  expect(Number(revisionNow.value)).to.be.above(Number(revisionBefore.value));
 }
