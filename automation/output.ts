@@ -14,7 +14,7 @@ export interface OutputOptions {
 }
 
 function colors(env: NodeJS.ProcessEnv, tty: boolean) {
-  // https://no-color.org: any non-empty NO_COLOR disables colour (and only colour: the live view still redraws).
+  // https://no-color.org: any non-empty NO_COLOR disables colour (the Reporter then prints plain lines as well).
   const on = tty && !env.NO_COLOR;
   const wrap = (code: number) => (s: string) => (on ? `\u001b[${code}m${s}\u001b[0m` : s);
   return { green: wrap(32), red: wrap(31), yellow: wrap(33), dim: wrap(2), bold: wrap(1) };
@@ -243,7 +243,7 @@ export class Reporter implements Progress {
   private readonly out: NonNullable<OutputOptions["stdout"]>;
   private readonly env: NodeJS.ProcessEnv;
   private readonly c: ReturnType<typeof colors>;
-  /** Set on a terminal (not in CI, not TERM=dumb): the step table redraws in place; elsewhere each line prints once. */
+  /** Set on a terminal (not in CI, not NO_COLOR, not TERM=dumb): the step table redraws in place; elsewhere each line prints once. */
   private readonly live: LiveTable | undefined;
   /** What the command learns as it runs, for the job summary written when it exits. */
   readonly summary: JobSummary;
@@ -255,7 +255,9 @@ export class Reporter implements Progress {
     this.err = opts.stderr ?? process.stderr;
     this.out = opts.stdout ?? process.stdout;
     this.env = opts.env ?? process.env;
-    const tty = Boolean((this.err as { isTTY?: boolean }).isTTY) && !this.env.CI && this.env.TERM !== "dumb";
+    // NO_COLOR asks for output without escape codes (https://no-color.org), and issue 14 keeps it on plain lines: a
+    // screen reader or a log scraper on a terminal gets each line once, not a table redrawn in place.
+    const tty = Boolean((this.err as { isTTY?: boolean }).isTTY) && !this.env.CI && !this.env.NO_COLOR && this.env.TERM !== "dumb";
     this.c = colors(this.env, tty);
     this.live = tty ? new LiveTable(this.err, this.c) : undefined;
     this.summary = new JobSummary({ command: opts.command ?? "" });
