@@ -39,6 +39,7 @@ const cdn = new Cdn("cdn", {
   domain: config.domain,
   certificateArn: config.certificateArn,
   embedding: config.embedding,
+  healthPath: config.verification.healthPath,
 });
 const audit = new AuditBucket("audit");
 new OriginBucketPolicies("origin-policy", { buckets: origins.buckets, configured: origins.configured, distributionArn: cdn.distribution.arn });

@@ -24,7 +24,15 @@ export interface CdnArgs {
   certificateArn?: string;
   /** Who may frame the widget and read its assets (stack config `embedding`). */
   embedding: Pick<EmbeddingConfig, "corsOrigins" | "frameAncestors">;
+  /** The path the driver probes each slot on (stack config `verification.healthPath`): never cached at the edge. */
+  healthPath: string;
 }
+
+/**
+ * AWS's managed cache policy CachingDisabled (TTLs 0, nothing in the key): every request goes to the origin.
+ * https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-managed-cache-policies.html#managed-cache-policy-caching-disabled
+ */
+export const CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
 
 /** A year: what CloudFront keeps any object for (see the cache policy). */
 const YEAR_SECONDS = 31_536_000;
@@ -99,6 +107,20 @@ export class Cdn extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // Every request runs the router functions and gets the security headers; only the cache policy differs by path.
+    const behavior = {
+      targetOriginId: args.stable,
+      viewerProtocolPolicy: "redirect-to-https",
+      allowedMethods: ["GET", "HEAD", "OPTIONS"],
+      cachedMethods: ["GET", "HEAD"],
+      compress: true,
+      responseHeadersPolicyId: securityHeaders.id,
+      functionAssociations: [
+        { eventType: "viewer-request", functionArn: args.viewerRequestArn },
+        { eventType: "viewer-response", functionArn: args.viewerResponseArn },
+      ],
+    };
+
     const customDomain = args.domain !== undefined && args.certificateArn !== undefined;
     this.distribution = new aws.cloudfront.Distribution(
       `${name}-distribution`,
@@ -112,19 +134,13 @@ export class Cdn extends pulumi.ComponentResource {
         aliases: customDomain ? [args.domain as string] : [],
         // S3 origins behind OAC need no s3OriginConfig (that block is for the legacy origin access identity).
         origins: SLOTS.map((slot) => ({ originId: slot, domainName: args.buckets[slot].bucketRegionalDomainName, originAccessControlId: originAccess.id })),
-        defaultCacheBehavior: {
-          targetOriginId: args.stable,
-          viewerProtocolPolicy: "redirect-to-https",
-          allowedMethods: ["GET", "HEAD", "OPTIONS"],
-          cachedMethods: ["GET", "HEAD"],
-          compress: true,
-          cachePolicyId: cachePolicy.id,
-          responseHeadersPolicyId: securityHeaders.id,
-          functionAssociations: [
-            { eventType: "viewer-request", functionArn: args.viewerRequestArn },
-            { eventType: "viewer-response", functionArn: args.viewerResponseArn },
-          ],
-        },
+        defaultCacheBehavior: { ...behavior, cachePolicyId: cachePolicy.id },
+        // The health path, which the driver probes on each slot at every step, is routed by weight like any plain
+        // path, and its rewritten URI (/<slot>/<release>/version.json) would be cached a year: after the first viewer
+        // per edge the probes would measure the cache, not the slot. Uncached, each probe reaches the slot's bucket.
+        // A behaviour is chosen by the viewer's path, before the viewer-request function rewrites it.
+        // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/DownloadDistValuesCacheBehavior.html#DownloadDistValuesPathPattern
+        orderedCacheBehaviors: [{ ...behavior, pathPattern: args.healthPath, cachePolicyId: CACHING_DISABLED_POLICY_ID }],
         restrictions: { geoRestriction: { restrictionType: "none" } },
         // Only the final step and a revert change the distribution itself (the default origin follows the stable
         // slot); traffic moves through the KeyValueStore, and the driver verifies what the edge serves. Waiting for

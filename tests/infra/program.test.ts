@@ -8,6 +8,7 @@ import { parse } from "yaml";
 import { runProgram, type DeclaredResource, type ProgramResult } from "../../automation/local/program";
 import type { ConfigMap } from "../../automation/port";
 import { servedOnKvsFailure } from "./fallback";
+import { CACHING_DISABLED_POLICY_ID } from "../../infra/components/cdn";
 import { checkRevision } from "../../infra/components/revisionGuard";
 import { SLOTS } from "../../infra/config";
 import { decodeRoutingRecord, MAX_ROUTING_RECORD_CHARS, ROUTING_KEY, sha256Hex } from "../../infra/routing";
@@ -180,6 +181,16 @@ for (const stack of ["dev", "staging", "production", "local"]) {
       expect(cors.accessControlAllowMethods).to.deep.equal({ items: ["GET", "HEAD"] });
       expect(security.referrerPolicy.referrerPolicy).to.equal("strict-origin-when-cross-origin");
       expect(security.contentTypeOptions).to.deep.equal({ override: true });
+    });
+
+    it("never caches the health path, so the driver's probes reach each slot's bucket, with the same functions and headers", function () {
+      const behaviors = distribution.inputs.orderedCacheBehaviors as Record<string, unknown>[];
+      const { cachePolicyId: defaultPolicy, ...rest } = distribution.inputs.defaultCacheBehavior as Record<string, unknown>;
+      expect(behaviors).to.have.length(1);
+      const { cachePolicyId, pathPattern, ...health } = behaviors[0];
+      expect(pathPattern).to.equal("/version.json");
+      expect(cachePolicyId).to.equal(CACHING_DISABLED_POLICY_ID).and.not.equal(defaultPolicy);
+      expect(health).to.deep.equal(rest);
     });
 
     it("keys the cache on the URI alone (the function has put slot and release into it)", function () {
