@@ -10,6 +10,7 @@ import { driverCommands } from "./commands/driver";
 import { reportCommand } from "./commands/report";
 import { doctorCommand } from "./doctor";
 import { localCommands } from "./local/commands";
+import { nearest } from "./words";
 
 // Each concern registers its commands here (one module per concern).
 const commands: CommandModule[] = [...driverCommands, reportCommand, auditCommand, doctorCommand as CommandModule, ...localCommands];
@@ -113,28 +114,6 @@ function unknownCommandOrOptions(args: Arguments, scope: YargsScope, raw: string
 
 function camelCase(key: string): string {
   return key.replace(/-+([^-])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** The closest name within a typo's reach: at most 2 edits, and fewer than a third of the word (`-x` suggests nothing). */
-function nearest(word: string, names: string[]): string | undefined {
-  const reach = Math.min(2, Math.floor(word.length / 3));
-  let best: { name: string; distance: number } | undefined;
-  for (const name of names) {
-    const distance = editDistance(word, name);
-    if (distance <= reach && (best === undefined || distance < best.distance)) best = { name, distance };
-  }
-  return best?.name;
-}
-
-/** Levenshtein distance: insertions, deletions and substitutions each count one. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    previous = current;
-  }
-  return previous[b.length];
 }
 
 /**

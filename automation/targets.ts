@@ -17,6 +17,7 @@ import { knownStacks, localStackProblem, localStateDir, REPO_ROOT, stackDir } fr
 import type { ConfigMap, DeploymentStack, OutputMap } from "./port";
 import { inOwnProcessGroup } from "./processGroup";
 import type { EdgeTarget } from "./prober";
+import { nearest } from "./words";
 
 export interface Target {
   stack: DeploymentStack;
@@ -61,6 +62,7 @@ function projectDir(from = process.cwd()): string {
   }
 }
 
+const CLI_MISSING = "the Pulumi CLI is not installed (no `pulumi` on PATH)";
 let pathCommand: Promise<PulumiCommand> | undefined;
 /** The `pulumi` on PATH (in a process group of its own: processGroup.ts), or exit 3 with one line saying how to install it. */
 async function pulumiOnPath(): Promise<PulumiCommand> {
@@ -71,7 +73,7 @@ async function pulumiOnPath(): Promise<PulumiCommand> {
     pathCommand = undefined;
     const text = (err as Error).message;
     if (/ENOENT|not found/i.test(text)) {
-      throw new OperatorNeededError("the Pulumi CLI is not installed (no `pulumi` on PATH); install it: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/iac/download-install/)");
+      throw new OperatorNeededError(`${CLI_MISSING}; install it: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/iac/download-install/)`);
     }
     throw new OperatorNeededError(`the Pulumi CLI does not run: ${text.split("\n")[0]}`);
   }
@@ -107,6 +109,18 @@ export async function pulumiCliOf(ref: string): Promise<{ cli: string; version: 
  */
 function shortName(ref: string): string {
   return ref.split("/").at(-1) ?? ref;
+}
+
+/**
+ * With no Pulumi CLI, a name that is one typo from a local stack (`lcoal`, `Local`) is that typo, bad input, not a
+ * reason to install the CLI; any other name still needs the CLI, and the message says which stacks need none.
+ */
+function missingCliHint(err: unknown, ref: string, flag: string): unknown {
+  if (!(err instanceof OperatorNeededError) || !err.message.startsWith(CLI_MISSING)) return err;
+  const local = knownStacks(localStateDir()).filter(isLocalStack);
+  const near = nearest(ref, local) ?? local.find((n) => n.toLowerCase() === ref.toLowerCase());
+  if (near !== undefined) return new UsageError(`${flag} = ${JSON.stringify(ref)}: no such stack (did you mean ${near}? local stacks: ${local.join(", ")})`);
+  return new OperatorNeededError(`${err.message}; local stacks need none${knownList(local)}`);
 }
 
 /** " (known: a, b)": the stacks a refusal of an unknown one lists. */
@@ -148,7 +162,9 @@ export async function openTarget(ref: string, opts: { cloud?: LocalCloud; create
   }
 
   const workDir = projectDir();
-  const pulumiCommand = await pulumiOnPath();
+  const pulumiCommand = await pulumiOnPath().catch((err: unknown) => {
+    throw missingCliHint(err, ref, flag);
+  });
   let stack: Stack;
   let ws: LocalWorkspace | undefined;
   try {

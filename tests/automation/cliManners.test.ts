@@ -127,6 +127,29 @@ describe("bluegreen: the CLI's manners", function () {
     }
   });
 
+  describe("a typo of a local stack on a machine with no Pulumi CLI", () => {
+    // Any name that is not local-* goes to the Pulumi CLI on PATH; with none there, a typo of a local stack must not
+    // send a newcomer off to install it. A state folder of its own, holding stack `local` as the backend lists it.
+    let typoState: string;
+    const noPulumi = () => ({ BLUEGREEN_STATE_DIR: typoState, PATH: path.dirname(process.execPath) });
+    before(() => {
+      typoState = path.join(scratch, "typo-state");
+      mkdirSync(path.join(typoState, "stacks", "local"), { recursive: true });
+      writeFileSync(path.join(typoState, "stacks", "local", "stack.json"), "{}");
+    });
+    for (const typo of ["lcoal", "Local", "locl"]) {
+      it(`${typo}: exit 2, did you mean local`, () => {
+        expectRefused(bluegreenProcess(noPulumi(), "status", "--stack", typo), `bluegreen: --stack = "${typo}": no such stack (did you mean local? local stacks: local)`);
+      });
+    }
+    it("any other name: exit 3, how to install the CLI, and which stacks need none", () => {
+      const outcome = bluegreenProcess(noPulumi(), "status", "--stack", "prod");
+      expect(outcome.code, outcome.lines.join("\n")).to.equal(3);
+      expect(outcome.lines).to.have.length(1);
+      expect(outcome.lines[0]).to.match(/^bluegreen: the Pulumi CLI is not installed \(no `pulumi` on PATH\); install it: .*; local stacks need none \(known: local\)$/);
+    });
+  });
+
   describe("rollback --to", () => {
     for (const bad of ["abc", "0", "-1", "1.5", "99999999999999999999"]) {
       it(`refuses --to ${bad}, naming the flag, the value and that a positive integer update version is expected`, async () => {
