@@ -161,6 +161,7 @@ export async function status(stackName: string, reporter: Reporter, opts: { watc
       rolloutLine(rollout, stack.name),
     ];
     if (report.viewer) lines.push(viewingLine(report.viewer));
+    if (faultNote(target) !== "") lines.push(faultNote(target).trim());
     if (report.edge) {
       const viewers = Object.entries(report.edge.viewers).map(([where, n]) => `${n} on ${where}`).join(", ");
       lines.push(`the edge differs from the config: it reads routing revision ${report.edge.revision ?? "(none)"}, not ${config.revision}; ${EDGE_SAMPLE} fresh viewers: ${viewers}`);
@@ -240,7 +241,7 @@ export async function verify(opts: { stack: string; slot?: Slot }, reporter: Rep
   }
   const report = { stack: opts.stack, slot: opts.slot ?? config.stable, ok: problems.length === 0, problems, viewer };
   reporter.emit({ kind: "info", message: viewingLine(viewer) });
-  reporter.finish(report, problems.length === 0 ? "All checks passed." : problems.map((p) => `- ${p}`).join("\n"), problems.length === 0 ? `${report.slot} passed every check` : problems.join("\n"));
+  reporter.finish(report, problems.length === 0 ? "All checks passed." : problems.map((p) => `- ${p}`).join("\n"), problems.length === 0 ? `${report.slot} passed every check${faultNote(target)}` : problems.join("\n"));
   if (problems.length > 0) throw new OperatorNeededError(`verification of ${opts.stack} failed: ${problems[0]}${faultNote(target)}`);
   return report;
 }

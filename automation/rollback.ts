@@ -70,7 +70,7 @@ export function chooseRollbackTarget(history: readonly UpdateSummary[], stack: s
   // serves the release from before that rollout, so the settled state just before it is the one to return to.
   if (!settled(current, stack)) {
     const before = newestFirst.find((u) => u.version < current.version && settled(u, stack));
-    if (!before) throw new UsageError(`stack ${stack} has no settled successful update before update ${current.version}: nothing to roll back to`);
+    if (!before) throw new UsageError(`stack ${stack} has no settled successful update before update ${current.version}: nothing to roll back to${orTo(stack)}`);
     return before;
   }
   const restoredFrom = ROLLBACK_MESSAGE.exec(current.message);
@@ -81,8 +81,13 @@ export function chooseRollbackTarget(history: readonly UpdateSummary[], stack: s
   };
   const release = stableRelease(current);
   const target = newestFirst.find((u) => u.version < floor && settled(u, stack) && stableRelease(u) !== release);
-  if (!target) throw new UsageError(`stack ${stack} has no earlier successful update serving a release other than ${release ?? "(none)"}: nothing to roll back to`);
+  if (!target) throw new UsageError(`stack ${stack} has no earlier successful update serving a release other than ${release ?? "(none)"}: nothing to roll back to${orTo(stack)}`);
   return target;
+}
+
+/** Where a rollback with no earlier target points the operator: any settled update, newer ones included, by number. */
+function orTo(stack: string): string {
+  return `; to restore any other settled update (a newer one too), find it with bluegreen history --stack ${stack} and run bluegreen rollback --stack ${stack} --to <version>`;
 }
 
 /**
@@ -240,9 +245,11 @@ export async function rollback(opts: { stack: string; to?: number; now?: boolean
     await notify(config.webhooks, `bluegreen ${stack.name}: rolled back to ${release} on ${config.stable}`, (m) => reporter.emit({ kind: "info", message: m }));
     const viewer = viewing(stack.name, edgeOf(target, outputs), config);
     reporter.emit({ kind: "info", message: viewingLine(viewer) });
-    const done = opts.now
+    const outcome = opts.now
       ? `the edge routes 100 percent to ${release} on ${config.stable} (revision ${revision}) after ${report.restoreMs} ms; not verified with viewers: run bluegreen verify --stack ${stack.name}`
       : `${release} on ${config.stable} serves 100 percent again: traffic restored in ${report.restoreMs} ms`;
+    // A fault the local cloud still injects on the restored slot is what viewers now get: say so, even on success.
+    const done = outcome + faultNote(target);
     reporter.summary.note({ viewer });
     reporter.finish({ ...report, viewer }, done, done);
     return report;

@@ -59,6 +59,6 @@ describe("choosing what rollback restores", () => {
   it("ignores failed updates", () => {
     const h = history();
     h[3] = { ...h[3], result: "failed" };
-    expect(() => chooseRollbackTarget(h, "local")).to.throw(/nothing to roll back to/);
+    expect(() => chooseRollbackTarget(h, "local")).to.throw(/nothing to roll back to; .* bluegreen history --stack local and run bluegreen rollback --stack local --to <version>$/);
   });
 });

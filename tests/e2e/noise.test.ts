@@ -78,6 +78,10 @@ describe("rollouts under background noise, and the operator's view afterwards (i
     e.cloud.setFault("local", "blue", { errorRate: 0.02, latencyMs: 0 });
     const within = await e.cli(["verify", "--stack", "local"]);
     expect(within.code, within.stderr).to.equal(0);
+    // Passed, and still says what the local cloud injects: the errors viewers get are not the release's.
+    expect(within.stderr).to.include("blue passed every check (the local cloud injects faults on local: blue: error rate 0.02; clear them: bluegreen local fault --clear)");
+    const status = await e.cli(["status", "--stack", "local"]);
+    expect(status.stderr).to.include("(the local cloud injects faults on local: blue: error rate 0.02; clear them: bluegreen local fault --clear)");
     e.cloud.setFault("local", "blue", { errorRate: 0.6, latencyMs: 0 });
     const beyond = await e.cli(["verify", "--stack", "local"]);
     e.cloud.clearFaults("local");
