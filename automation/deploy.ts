@@ -53,7 +53,8 @@ function checkRelease(release: string): void {
 export async function deploy(opts: DeployOptions, reporter: Reporter, where: { cloud?: LocalCloud } = {}): Promise<DeployReport | undefined> {
   checkRelease(opts.release);
   const { manifest, bodies } = await buildManifest(opts.artifact, opts.release);
-  const target = await openTarget(opts.stack, { ...where, create: true });
+  // A dry run changes nothing, so it brings no local stack into being either: on one that does not exist it is refused.
+  const target = await openTarget(opts.stack, { ...where, create: !opts.dryRun });
   try {
     return await shipRelease(
       target,

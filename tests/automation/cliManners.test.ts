@@ -125,6 +125,12 @@ describe("bluegreen: the CLI's manners", function () {
         );
       });
     }
+    it("deploy --dry-run: exit 2 as well (a dry run changes nothing, so it creates no stack)", async () => {
+      expectRefused(
+        await bluegreen("deploy", "--stack", "local-typo", "--artifact", path.join(REPO, "examples", "widget", "releases", "1.0.0"), "--release", "1.0.0", "--dry-run"),
+        `bluegreen: --stack = "local-typo": no such stack on the local cloud (known: none); a local stack comes into being with its first deploy`,
+      );
+    });
   });
 
   describe("a typo of a local stack on a machine with no Pulumi CLI", () => {
