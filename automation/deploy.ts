@@ -249,7 +249,14 @@ export async function shipRelease(target: Target, shipment: Shipment, reporter: 
       details: { ...gateDetails, slot: candidate, steps: report.steps.map((s) => ({ weight: s.weight, verdict: s.verdict, observedShare: s.observedShare })), rollback: report.rollback },
     });
     await notify(config.webhooks, `bluegreen ${stack.name}: ${release} ${report.result}${report.rollback ? ` (${report.rollback.reason})` : ""}`, (m) => reporter.emit({ kind: "info", message: m }));
-    const headline = report.result === "succeeded" ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)` : `${report.result}: ${report.rollback?.reason}`;
+    // On a rollback the error line that follows gives the reason; the headline says where viewers are.
+    const back = settled.slots[settled.stable].release;
+    const headline =
+      report.result === "succeeded"
+        ? `${release} is live on ${candidate} (${(report.durationMs / 1000).toFixed(1)} s)`
+        : report.result === "rolled-back"
+          ? `every viewer is back on ${settled.stable}${back ? ` (${back})` : ""}`
+          : `the revert did not complete: viewers may still reach ${candidate}`;
     const viewer = viewing(stack.name, edge, settled);
     reporter.summary.note({ report, viewer });
     reporter.emit({ kind: "info", message: viewingLine(viewer) });
