@@ -20,11 +20,13 @@ const localUp: CommandModule<object, { port: number }> = {
     const cloud = await startLocalCloud({ port, advertise: true });
     process.stdout.write(`local cloud: edge ${cloud.url} (send Host: ${cloud.host("local")}, e.g. curl -H 'Host: ${cloud.host("local")}' ${cloud.url}/)\n`);
     process.stdout.write(`local cloud: S3 ${cloud.s3Endpoint}; state in ${path.relative(REPO_ROOT, cloud.stateDir)}; Ctrl-C stops\n`);
-    await new Promise<void>((resolve) => {
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
     });
     await cloud.close();
+    // Said, so that whoever stopped it knows the edge and S3 are gone and the state is kept for the next `local up`.
+    process.stdout.write(`local cloud: stopped on ${signal}; state kept in ${path.relative(REPO_ROOT, cloud.stateDir)}\n`);
   },
 };
 

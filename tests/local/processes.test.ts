@@ -74,7 +74,9 @@ describe("local cloud: across processes", function () {
     } finally {
       up.kill("SIGTERM");
     }
-    expect((await done).code).to.equal(0);
+    const stopped = await done;
+    expect(stopped.code).to.equal(0);
+    expect(stopped.stdout).to.match(/\nlocal cloud: stopped on SIGTERM; state kept in \S+\n$/);
     expect(existsSync(cloudFile(stateDir))).to.equal(false);
   });
 
