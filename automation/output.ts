@@ -75,7 +75,7 @@ function clock(ms: number): string {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
-type Row = { state: "pending" } | { state: "baking"; bake: BakeProgress; receivedAt: number } | { state: "done"; step: StepReport } | { state: "not-run" };
+type Row = { state: "pending" } | { state: "baking"; bake: BakeProgress; receivedAt: number } | { state: "done"; step: StepReport } | { state: "not-run" } | { state: "interrupted" };
 
 /**
  * The live view of a rollout on a terminal: every planned step is one row, redrawn in place below the log (a bake
@@ -131,10 +131,10 @@ class LiveTable {
     this.draw([]);
   }
 
-  /** The rollout is over: steps it did not reach are marked so, and the table stays where it is. */
+  /** The rollout is over: a step left mid-bake (a signal, an abort) is marked interrupted, those not reached not run. */
   end(): void {
     if (!this.plan) return;
-    this.rows = this.rows.map((r) => (r.state === "done" ? r : { state: "not-run" }));
+    this.rows = this.rows.map((r) => (r.state === "done" ? r : r.state === "baking" ? { state: "interrupted" } : { state: "not-run" }));
     this.stopTimers();
     this.draw([]);
     this.plan = undefined;
@@ -198,6 +198,8 @@ class LiveTable {
         return this.c.dim(fit([`  ${at}  pending`], w));
       case "not-run":
         return this.c.dim(fit([`  ${at}  not run`], w));
+      case "interrupted":
+        return this.c.red(fit([`✗ ${at}  interrupted in its bake`], w));
       case "baking": {
         const b = row.bake;
         const left = clock(b.bakeMs - b.elapsedMs - (Date.now() - row.receivedAt));

@@ -35,6 +35,20 @@ describe("progress output", () => {
     expect(c.err()).to.include("2/2 100%  pending");
   });
 
+  it("marks the step left mid-bake (a signal, an abort) interrupted, and those after it not run", async () => {
+    const term = new Terminal({ cols: 80, rows: 12, scrollback: 100, allowProposedApi: true, convertEol: true });
+    let written = Promise.resolve();
+    const write = (t: string) => ((written = written.then(() => new Promise<void>((r) => term.write(t, r)))), true);
+    const reporter = new Reporter({ json: false, env: {}, stderr: { isTTY: true, columns: 80, rows: 12, write } });
+    reporter.emit({ kind: "plan", plan: { release: "2.0.0", stable: "blue", candidate: "green", bootstrap: false, steps: [10, 50, 100], bakeMs: 60_000, firstRevision: 1 } });
+    reporter.emit({ kind: "step", step: step(0, 10), total: 3 });
+    reporter.emit({ kind: "bake", bake: { index: 1, weight: 50, check: 1, bakeMs: 60_000, elapsedMs: 20_000, probes: { done: 80, planned: 240 }, errors: { blue: 0, green: 0 }, unattributed: 0 } });
+    reporter.close(1);
+    await written;
+    const screen = Array.from({ length: 12 }, (_, i) => term.buffer.active.getLine(term.buffer.active.baseY + i)!.translateToString(true)).filter((l) => l !== "");
+    expect(screen.slice(1)).to.deep.equal(["✓ 1/3  10%  passed", "✗ 2/3  50%  interrupted in its bake", "  3/3 100%  not run"]);
+  });
+
   it("keeps a plan taller than the terminal inside it: the rows around the step in progress, the others summed up", async () => {
     const term = new Terminal({ cols: 80, rows: 12, scrollback: 100, allowProposedApi: true, convertEol: true });
     let written = Promise.resolve();
