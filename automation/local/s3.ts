@@ -73,7 +73,9 @@ export function localS3Client(endpoint: string): S3Client {
  * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel). s3rver writes an object by
  * truncating its file and streaming into it (lib/stores/filesystem.js `putObject`), so a GET landing mid-write reads
  * an empty or partial body: a lease read while its holder renews it would not parse. The front therefore keeps reads
- * and writes of one key apart: a read waits for the writes in flight on its key, a write for the reads.
+ * and writes of one key apart: a read waits for the writes in flight on its key, a write for the reads. And a write
+ * goes to s3rver only once its whole body has arrived: a PUT whose client was killed half way (SIGKILL while renewing
+ * the lease) would otherwise leave s3rver's file truncated, where S3 keeps the object it had.
  */
 
 interface ConditionalWriteFront {
@@ -101,34 +103,43 @@ async function startConditionalWriteFront(backendPort: number, port: number): Pr
 
   const server = http.createServer((req, res) => {
     const access = objectAccess(req);
-    if (access !== undefined) {
+    if (access === undefined) {
+      handle(req, res);
+      return;
+    }
+    // A conditional write is in flight from its first byte to its answer: a second one on the key meanwhile gets 409.
+    const write = conditionalWrite(req);
+    if (write !== undefined) {
+      if (inFlight.has(write.target)) {
+        req.resume();
+        sendS3Error(res, 409, "ConditionalRequestConflict", "A conflicting conditional operation is currently in progress against this resource. Please try again.");
+        return;
+      }
+      inFlight.add(write.target);
+      res.on("close", () => inFlight.delete(write.target));
+    }
+    // A write reaches s3rver only once its whole body has arrived: a client killed mid-PUT leaves the object as it was.
+    const body = access.kind === "write" ? wholeBody(req) : Promise.resolve(undefined);
+    void body.then((whole) => {
+      if (access.kind === "write" && whole === undefined) return;
       // Taken now, let go when the answer is done: the request waits for the other kind in flight on its key.
       const entered = keys.enter(access.target, access.kind);
       res.on("close", () => keys.leave(access.target));
-      entered.then(() => handle(req, res), (err: unknown) => sendS3Error(res, 500, "InternalError", (err as Error).message));
-      return;
-    }
-    handle(req, res);
+      entered.then(() => handle(req, res, whole), (err: unknown) => sendS3Error(res, 500, "InternalError", (err as Error).message));
+    });
   });
 
-  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse, body?: Buffer) => {
     const write = conditionalWrite(req);
     if (write === undefined) {
-      forward(req, res, backendPort, agent);
+      forward(req, res, backendPort, agent, body);
       return;
     }
-    if (inFlight.has(write.target)) {
-      req.resume();
-      sendS3Error(res, 409, "ConditionalRequestConflict", "A conflicting conditional operation is currently in progress against this resource. Please try again.");
-      return;
-    }
-    inFlight.add(write.target);
-    res.on("close", () => inFlight.delete(write.target));
     currentETag(write.target, backendPort, agent).then(
       (etag) => {
         const failed = failedPrecondition(write, etag);
         if (failed === undefined) {
-          forward(req, res, backendPort, agent);
+          forward(req, res, backendPort, agent, body);
           return;
         }
         req.resume();
@@ -261,9 +272,25 @@ function currentETag(target: string, backendPort: number, agent: http.Agent): Pr
   });
 }
 
-/** Pipes `req` to s3rver and its answer back, headers unchanged but for hop-by-hop ones. */
-function forward(req: http.IncomingMessage, res: http.ServerResponse, backendPort: number, agent: http.Agent): void {
-  const upstream = http.request({ host: LOOPBACK, port: backendPort, method: req.method, path: req.url, headers: endToEnd(req.headers), agent }, (answer) => {
+/** The request's whole body, or undefined when the client went away before sending all of it. */
+function wholeBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", () => resolve(undefined));
+    req.on("close", () => {
+      if (!req.complete) resolve(undefined);
+    });
+  });
+}
+
+/** Pipes `req` (or its `body`, already read in full) to s3rver and its answer back, headers unchanged but for hop-by-hop ones. */
+function forward(req: http.IncomingMessage, res: http.ServerResponse, backendPort: number, agent: http.Agent, body?: Buffer): void {
+  const headers = endToEnd(req.headers);
+  // A body sent chunked arrives whole here: say its length (not a signed header unless the client sent it, then equal).
+  if (body !== undefined) headers["content-length"] = body.length;
+  const upstream = http.request({ host: LOOPBACK, port: backendPort, method: req.method, path: req.url, headers, agent }, (answer) => {
     res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.headers));
     answer.pipe(res);
   });
@@ -275,7 +302,8 @@ function forward(req: http.IncomingMessage, res: http.ServerResponse, backendPor
   res.on("close", () => {
     if (!res.writableFinished) upstream.destroy();
   });
-  req.pipe(upstream);
+  if (body !== undefined) upstream.end(body);
+  else req.pipe(upstream);
 }
 
 function endToEnd(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {

@@ -194,4 +194,18 @@ describe("local S3 conditional writes (through @aws-sdk/client-s3)", () => {
     expect([...seen]).to.deep.equal(["whole"]);
     expect(await read("big.json")).to.equal(body("k"));
   });
+
+  it("keeps the object it had when a PUT's client dies before sending the whole body", async () => {
+    await put("lease.json", '{"holder":"a"}');
+    const { port } = new URL(server.endpoint);
+    // Announces 100 bytes, sends 10, and is gone: as a process killed while renewing its lease.
+    await new Promise<void>((resolve) => {
+      const req = request({ host: "127.0.0.1", port, method: "PUT", path: `/${bucket}/lease.json`, headers: { "content-length": 100 } });
+      req.on("error", () => resolve());
+      req.write("0123456789", () => setTimeout(() => req.destroy(), 50));
+      req.on("close", () => resolve());
+    });
+    await sleep(200);
+    expect(await read("lease.json")).to.equal('{"holder":"a"}');
+  });
 });
