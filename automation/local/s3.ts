@@ -104,7 +104,7 @@ async function startConditionalWriteFront(backendPort: number, port: number): Pr
   const server = http.createServer((req, res) => {
     const access = objectAccess(req);
     if (access === undefined) {
-      handle(req, res);
+      forward(req, res, backendPort, agent);
       return;
     }
     // A conditional write is in flight from its first byte to its answer: a second one on the key meanwhile gets 409.
@@ -125,12 +125,12 @@ async function startConditionalWriteFront(backendPort: number, port: number): Pr
       // Taken now, let go when the answer is done: the request waits for the other kind in flight on its key.
       const entered = keys.enter(access.target, access.kind);
       res.on("close", () => keys.leave(access.target));
-      entered.then(() => handle(req, res, whole), (err: unknown) => sendS3Error(res, 500, "InternalError", (err as Error).message));
+      entered.then(() => handle(req, res, write, whole), (err: unknown) => sendS3Error(res, 500, "InternalError", (err as Error).message));
     });
   });
 
-  const handle = (req: http.IncomingMessage, res: http.ServerResponse, body?: Buffer) => {
-    const write = conditionalWrite(req);
+  /** Forwards an object's read or write, a conditional write once its precondition holds against the current ETag. */
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse, write: ConditionalWrite | undefined, body?: Buffer) => {
     if (write === undefined) {
       forward(req, res, backendPort, agent, body);
       return;
